@@ -1,0 +1,33 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Kernels are compiled for the CPU that builds them (AVX-512 on the target machines); without a
+// target CPU, SIMD fused multiply-adds become libm calls.
+let native: [SwiftSetting] = [
+    .unsafeFlags(["-Xcc", "-march=native", "-enforce-exclusivity=unchecked"]),
+    .unsafeFlags(["-Ounchecked"], .when(configuration: .release)),
+]
+
+let package = Package(
+    name: "Loupe",
+    products: [.executable(name: "loupe", targets: ["loupe"])],
+    targets: [
+        // ncurses shim → terminal layer (the only code that calls ncurses).
+        .systemLibrary(name: "CNcursesw", path: "Sources/CNcursesw",
+                       providers: [.apt(["libncurses-dev"])]),
+        .target(name: "Terminal", dependencies: ["CNcursesw"]),
+        // kernels → formats → tokenizer / model → command line.
+        .target(name: "Kernels", swiftSettings: native),
+        .target(name: "Formats", swiftSettings: native),
+        .target(name: "Tokenizer", dependencies: ["Formats"]),
+        .target(name: "Model", dependencies: ["Kernels", "Formats", "Tokenizer"], swiftSettings: native),
+        .target(name: "LoupeCLI", dependencies: ["Model", "Formats", "Tokenizer", "Kernels", "Terminal"]),
+        .executableTarget(name: "loupe", dependencies: ["LoupeCLI"]),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels"], swiftSettings: native),
+        .testTarget(name: "FormatsTests", dependencies: ["Formats"]),
+        .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "Formats"],
+                    resources: [.copy("Golden")]),
+        .testTarget(name: "ModelTests", dependencies: ["Model", "Formats", "Tokenizer", "LoupeCLI"],
+                    resources: [.copy("Golden")]),
+    ]
+)

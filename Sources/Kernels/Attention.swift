@@ -1,0 +1,185 @@
+import Foundation
+
+/// Causal grouped-query attention over a KV cache.
+/// Legend: g = kv head, h = query head, t = query row, j = key position, d = head-dim index,
+/// L = keys visible to a query block, Lp = L padded to 32, kt = keys transposed in panels [g][j/32][d][j%32], sc = scores / probabilities.
+public enum Attention {
+    /// Query rows per work item (all query heads of one kv head share the item's transposed keys).
+    static let queryBlock = 16
+
+    /// Causal GQA. q: [T][heads·headDim] (row stride ldq); keys/values: caches [position][kvHeads·headDim]
+    /// (row stride ldkv) holding positions 0..<(past+T), the T new ones already written. Query row t sits at
+    /// position past+t and attends to keys 0...past+t; head h uses kv head h / (heads/kvHeads). Scale 1/√headDim,
+    /// fp32 softmax with the max subtracted. out: [T][heads·headDim] (row stride ldo). Keys are first transposed
+    /// once per call; then work is split over kv heads × query blocks. Scratch comes from a reusable pool.
+    public static func causal(q: UnsafePointer<Float>, ldq: Int, keys: UnsafePointer<Float>, values: UnsafePointer<Float>, ldkv: Int,
+                              out: UnsafeMutablePointer<Float>, ldo: Int, queries T: Int, past: Int, heads: Int, kvHeads: Int, headDim: Int) {
+        precondition(kvHeads > 0 && heads % kvHeads == 0, "heads must be a multiple of kvHeads")
+        if T <= 0 { return }
+        if headDim % 16 != 0 {
+            causalReference(q: q, ldq: ldq, keys: keys, values: values, ldkv: ldkv, out: out, ldo: ldo,
+                            queries: T, past: past, heads: heads, kvHeads: kvHeads, headDim: headDim)
+            return
+        }
+        let blocks = (T + queryBlock - 1) / queryBlock
+        let n = past + T, ldt = (n + 31) / 32 * 32
+        let serial = heads * n * T * headDim < 1 << 16
+        Scratch.with(kvHeads * headDim * ldt) { kt in
+            let chunks = ldt / 32
+            let transpose = { (item: Int) in
+                let g = item / chunks, j0 = item % chunks * 32
+                let dst = kt + g * headDim * ldt + j0 * headDim
+                let end = min(j0 + 32, n)
+                for j in j0..<end {
+                    let k = keys + j * ldkv + g * headDim
+                    for d in 0..<headDim { dst[d * 32 + j - j0] = k[d] }
+                }
+                for d in 0..<headDim { (dst + d * 32 + end - j0).update(repeating: 0, count: j0 + 32 - end) }
+            }
+            let attend = { (item: Int) in
+                let g = item % kvHeads, b = blocks - 1 - item / kvHeads  // biggest (latest) blocks first
+                let t0 = b * queryBlock, t1 = min(T, t0 + queryBlock)
+                block(q: q, ldq: ldq, kt: kt + g * headDim * ldt, values: values, ldkv: ldkv, out: out, ldo: ldo,
+                      rows: t0..<t1, past: past, heads: heads, kvHeads: kvHeads, g: g, headDim: headDim)
+            }
+            if serial {
+                for item in 0..<(kvHeads * chunks) { transpose(item) }
+                for item in 0..<(kvHeads * blocks) { attend(item) }
+            } else {
+                Parallel.forEach(kvHeads * chunks, transpose)
+                Parallel.forEach(kvHeads * blocks, attend)
+            }
+        }
+    }
+
+    /// One work item: query rows `rows` of every query head that reads kv head g (its key panels at kt).
+    static func block(q: UnsafePointer<Float>, ldq: Int, kt: UnsafePointer<Float>, values: UnsafePointer<Float>, ldkv: Int,
+                      out: UnsafeMutablePointer<Float>, ldo: Int, rows: Range<Int>, past: Int, heads: Int, kvHeads: Int,
+                      g: Int, headDim: Int) {
+        let group = heads / kvHeads, nq = rows.count
+        let L = past + rows.upperBound, Lp = (L + 31) / 32 * 32
+        let R = group * nq
+        let scale = 1 / Float(headDim).squareRoot()
+        Scratch.with(R * Lp) { sc in
+            func qRow(_ r: Int) -> UnsafePointer<Float> { q + (rows.lowerBound + r % nq) * ldq + (g * group + r / nq) * headDim }
+            func oRow(_ r: Int) -> UnsafeMutablePointer<Float> { out + (rows.lowerBound + r % nq) * ldo + (g * group + r / nq) * headDim }
+            func visible(_ r: Int) -> Int { past + rows.lowerBound + r % nq + 1 }
+            var r = 0
+            while r < R {
+                let r0 = r, r1 = min(r + 1, R - 1), r2 = min(r + 2, R - 1), r3 = min(r + 3, R - 1)
+                scores4(kt, Lp, headDim, scale, qRow(r0), qRow(r1), qRow(r2), qRow(r3),
+                        sc + r0 * Lp, sc + r1 * Lp, sc + r2 * Lp, sc + r3 * Lp)
+                let i0 = softmax(sc + r0 * Lp, visible(r0), Lp)
+                let i1 = r1 == r0 ? i0 : softmax(sc + r1 * Lp, visible(r1), Lp)
+                let i2 = r2 == r1 ? i1 : softmax(sc + r2 * Lp, visible(r2), Lp)
+                let i3 = r3 == r2 ? i2 : softmax(sc + r3 * Lp, visible(r3), Lp)
+                let n = max(visible(r0), visible(r1), visible(r2), visible(r3))
+                weighted4(values + g * headDim, ldkv, n, headDim, sc + r0 * Lp, sc + r1 * Lp, sc + r2 * Lp, sc + r3 * Lp,
+                          (i0, i1, i2, i3), oRow(r0), oRow(r1), oRow(r2), oRow(r3))
+                r += 4
+            }
+        }
+    }
+
+    /// s_i[j] = scale · q_i · k_j for 4 query rows and j in 0..<Lp (Lp a multiple of 32), from kt = K in transposed 32-key panels.
+    @inline(__always)
+    static func scores4(_ kt: UnsafePointer<Float>, _ Lp: Int, _ dim: Int, _ scale: Float,
+                        _ q0: UnsafePointer<Float>, _ q1: UnsafePointer<Float>, _ q2: UnsafePointer<Float>, _ q3: UnsafePointer<Float>,
+                        _ s0: UnsafeMutablePointer<Float>, _ s1: UnsafeMutablePointer<Float>,
+                        _ s2: UnsafeMutablePointer<Float>, _ s3: UnsafeMutablePointer<Float>) {
+        var j = 0
+        while j < Lp {
+            var a0 = V(), b0 = V(), a1 = V(), b1 = V(), a2 = V(), b2 = V(), a3 = V(), b3 = V()
+            for d in 0..<dim {
+                let k0 = load(kt + j * dim + d * 32), k1 = load(kt + j * dim + d * 32 + 16)
+                let x0 = V(repeating: q0[d]), x1 = V(repeating: q1[d]), x2 = V(repeating: q2[d]), x3 = V(repeating: q3[d])
+                a0 = a0.addingProduct(x0, k0); b0 = b0.addingProduct(x0, k1)
+                a1 = a1.addingProduct(x1, k0); b1 = b1.addingProduct(x1, k1)
+                a2 = a2.addingProduct(x2, k0); b2 = b2.addingProduct(x2, k1)
+                a3 = a3.addingProduct(x3, k0); b3 = b3.addingProduct(x3, k1)
+            }
+            storeU(a0 * scale, s0 + j); storeU(b0 * scale, s0 + j + 16)
+            storeU(a1 * scale, s1 + j); storeU(b1 * scale, s1 + j + 16)
+            storeU(a2 * scale, s2 + j); storeU(b2 * scale, s2 + j + 16)
+            storeU(a3 * scale, s3 + j); storeU(b3 * scale, s3 + j + 16)
+            j += 32
+        }
+    }
+
+    /// In place: s[j] ← exp(s[j] − max) for j < n, 0 for n ≤ j < Lp; returns 1 / Σ. Call once per row.
+    static func softmax(_ s: UnsafeMutablePointer<Float>, _ n: Int, _ Lp: Int) -> Float {
+        let mx = Ops.max(s, count: n)
+        let m = V(repeating: mx)
+        var acc = V()
+        var j = 0
+        while j + 16 <= n {
+            let e = Ops.fastExp(loadU(s + j) - m)
+            storeU(e, s + j)
+            acc += e
+            j += 16
+        }
+        var sum = acc.sum()
+        if j < n {
+            let e = Ops.fastExp(loadU(s + j) - m)
+            for i in 0..<(n - j) {
+                s[j + i] = e[i]
+                sum += e[i]
+            }
+        }
+        (s + n).update(repeating: 0, count: Lp - n)
+        return 1 / sum
+    }
+
+    /// o_i = inv_i · Σ_{j<n} p_i[j] · v_j for 4 rows, v_j = values + j·ldv (headDim floats).
+    @inline(__always)
+    static func weighted4(_ v: UnsafePointer<Float>, _ ldv: Int, _ n: Int, _ dim: Int,
+                          _ p0: UnsafePointer<Float>, _ p1: UnsafePointer<Float>, _ p2: UnsafePointer<Float>, _ p3: UnsafePointer<Float>,
+                          _ inv: (Float, Float, Float, Float),
+                          _ o0: UnsafeMutablePointer<Float>, _ o1: UnsafeMutablePointer<Float>,
+                          _ o2: UnsafeMutablePointer<Float>, _ o3: UnsafeMutablePointer<Float>) {
+        var d = 0
+        while d < dim {
+            var a0 = V(), a1 = V(), a2 = V(), a3 = V()
+            for j in 0..<n {
+                let x = loadU(v + j * ldv + d)
+                a0 = a0.addingProduct(V(repeating: p0[j]), x)
+                a1 = a1.addingProduct(V(repeating: p1[j]), x)
+                a2 = a2.addingProduct(V(repeating: p2[j]), x)
+                a3 = a3.addingProduct(V(repeating: p3[j]), x)
+            }
+            storeU(a0 * inv.0, o0 + d)
+            storeU(a1 * inv.1, o1 + d)
+            storeU(a2 * inv.2, o2 + d)
+            storeU(a3 * inv.3, o3 + d)
+            d += 16
+        }
+    }
+
+    /// Plain-loop twin of `causal` (same parameters and layout).
+    public static func causalReference(q: UnsafePointer<Float>, ldq: Int, keys: UnsafePointer<Float>, values: UnsafePointer<Float>, ldkv: Int,
+                                       out: UnsafeMutablePointer<Float>, ldo: Int, queries T: Int, past: Int, heads: Int, kvHeads: Int, headDim: Int) {
+        let group = heads / kvHeads
+        let scale = 1 / Float(headDim).squareRoot()
+        var p = [Float](repeating: 0, count: past + T)
+        for t in 0..<T {
+            for h in 0..<heads {
+                let g = h / group, n = past + t + 1
+                let qr = q + t * ldq + h * headDim
+                var mx = -Float.infinity
+                for j in 0..<n {
+                    var s: Float = 0
+                    for d in 0..<headDim { s += qr[d] * keys[j * ldkv + g * headDim + d] }
+                    p[j] = s * scale
+                    mx = max(mx, p[j])
+                }
+                var sum: Float = 0
+                for j in 0..<n { p[j] = Foundation.exp(p[j] - mx); sum += p[j] }
+                for d in 0..<headDim {
+                    var o: Float = 0
+                    for j in 0..<n { o += p[j] * values[j * ldkv + g * headDim + d] }
+                    out[t * ldo + h * headDim + d] = o / sum
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,89 @@
+import Dispatch
+import Foundation
+import Synchronization
+
+/// 64-byte-aligned, zero-initialised fp32 storage, freed on deinit.
+public final class FloatBuffer: @unchecked Sendable {
+    /// Number of floats.
+    public let count: Int
+    /// Start of the storage (64-byte aligned).
+    public let pointer: UnsafeMutablePointer<Float>
+
+    /// Allocates `count` zeroed floats (at least one cache line, so `pointer` is always valid).
+    public init(count: Int) {
+        precondition(count >= 0, "FloatBuffer count must be non-negative")
+        self.count = count
+        let bytes = max(64, (count * MemoryLayout<Float>.stride + 63) & ~63)
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+        raw.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
+        pointer = raw.bindMemory(to: Float.self, capacity: bytes / 4)
+    }
+
+    deinit { UnsafeMutableRawPointer(pointer).deallocate() }
+
+    /// Element access (unchecked in -Ounchecked builds).
+    public subscript(i: Int) -> Float {
+        get { pointer[i] }
+        set { pointer[i] = newValue }
+    }
+
+    /// A copy of the contents, for tests.
+    public var array: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
+}
+
+/// Fork-join over the machine's cores with a settable thread count.
+public enum Parallel {
+    /// Number of threads `forEach` spreads work over (default: active processor count).
+    public nonisolated(unsafe) static var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    /// Runs `body(i)` for every i in 0..<count, spread over `threads` threads; returns when all are done.
+    /// Items are handed out dynamically, so uneven items balance themselves.
+    public static func forEach(_ count: Int, _ body: (Int) -> Void) {
+        let nt = min(max(threads, 1), count)
+        if nt <= 1 {
+            for i in 0..<count { body(i) }
+            return
+        }
+        withoutActuallyEscaping(body) { escapable in
+            let work = SendableBody(run: escapable)
+            if nt == count {
+                DispatchQueue.concurrentPerform(iterations: count) { work.run($0) }
+                return
+            }
+            let next = Atomic<Int>(0)
+            DispatchQueue.concurrentPerform(iterations: nt) { _ in
+                while true {
+                    let i = next.wrappingAdd(1, ordering: .relaxed).oldValue
+                    if i >= count { break }
+                    work.run(i)
+                }
+            }
+        }
+    }
+}
+
+/// Carries a fork-join body into the worker threads; forEach does not return before they finish.
+private struct SendableBody: @unchecked Sendable {
+    let run: (Int) -> Void
+}
+
+/// A pool of reusable scratch buffers, so kernels allocate only until the pool has warmed up.
+enum Scratch {
+    private static let pool = Mutex<[FloatBuffer]>([])
+
+    /// Borrows a buffer of at least `count` floats for the duration of `body`.
+    static func with<R>(_ count: Int, _ body: (UnsafeMutablePointer<Float>) -> R) -> R {
+        let buf = take(count)
+        defer { pool.withLock { $0.append(buf) } }
+        return body(buf.pointer)
+    }
+
+    private static func take(_ count: Int) -> FloatBuffer {
+        let found: FloatBuffer? = pool.withLock { list in
+            if let i = list.firstIndex(where: { $0.count >= count }) { return list.remove(at: i) }
+            if !list.isEmpty { list.removeFirst() }
+            return nil
+        }
+        return found ?? FloatBuffer(count: count)
+    }
+}

@@ -1,0 +1,73 @@
+import Formats
+import Foundation
+import Model
+import Tokenizer
+
+/// The `loupe` command: dispatch to subcommands, print one-line errors, return the exit status.
+public enum LoupeCLI {
+    public static let usage = """
+    loupe — explore the sparse latents of a language model in the terminal
+
+    USAGE
+      loupe fetch [--json]                         get SmolLM2-135M-Instruct into data/models (idempotent)
+      loupe tokenize [--json] TEXT                 → {"ids": [...], "tokens": [...]}
+      loupe loss [--json] (--text TEXT | --file F) → {"tokens": N, "mean_ce": X}
+      loupe next [--json] [--top N] TEXT           → {"top": [{"id", "token", "logit"}, ...]}
+      loupe generate [--chat] [--max-tokens N] [--temperature T] [--seed S] TEXT
+      loupe bench forward [--tokens 256] [--runs 7] [--threads N] [--json]
+      loupe help
+
+    Every model command takes --model PATH to use another Llama-family GGUF file; without it the
+    default model is fetched on first use. Progress and errors go to stderr, results to stdout.
+    """
+
+    /// Runs one command line (without the program name) and returns the exit status.
+    public static func run(_ arguments: [String]) -> Int32 {
+        guard let name = arguments.first else {
+            // The explorer will open here; until then, set up and show what can be done.
+            do { try ModelFetch.ensureDefault(progress: Console.progress) } catch {
+                Console.error(describe(error))
+                return 1
+            }
+            Console.print(usage)
+            return 0
+        }
+        var a = Arguments(Array(arguments.dropFirst()), command: name)
+        do {
+            switch name {
+            case "help", "--help", "-h": Console.print(usage)
+            case "fetch": try fetch(&a)
+            case "tokenize": try ModelCommands.tokenize(&a)
+            case "loss": try ModelCommands.loss(&a)
+            case "next": try ModelCommands.next(&a)
+            case "generate": try ModelCommands.generate(&a)
+            case "bench": try BenchCommand.run(&a)
+            default: throw UserError("unknown command '\(name)'; run `loupe help` for the list")
+            }
+            return 0
+        } catch {
+            Console.error(describe(error))
+            return 1
+        }
+    }
+
+    /// One line for any error: user errors and format errors already say what to do.
+    static func describe(_ error: Error) -> String {
+        switch error {
+        case let e as UserError: return e.message
+        case let e as CustomStringConvertible: return e.description
+        default: return "\(error)"
+        }
+    }
+
+    static func fetch(_ a: inout Arguments) throws {
+        let json = a.flag("--json")
+        _ = try a.positionals()
+        let url = try ModelFetch.ensureDefault(progress: Console.progress)
+        if json {
+            Console.print(JSON.object([("path", .string(url.path)), ("sha256", .string(ModelFetch.sha256))]).text)
+        } else {
+            Console.print(url.path)
+        }
+    }
+}

@@ -1,0 +1,187 @@
+import Formats
+import Kernels
+
+/// Errors a forward pass can meet with bad input (the model itself was checked at load).
+public enum ModelError: Error, Equatable, CustomStringConvertible {
+    case tokenOutOfRange(id: Int, vocabSize: Int)
+    case contextFull(needed: Int, capacity: Int)
+    case emptyInput
+
+    public var description: String {
+        switch self {
+        case let .tokenOutOfRange(id, v): return "token id \(id) is outside the vocabulary (0..<\(v))"
+        case let .contextFull(needed, capacity): return "the input needs \(needed) positions but the cache holds \(capacity)"
+        case .emptyInput: return "no tokens to run"
+        }
+    }
+}
+
+/// A Llama-architecture transformer: RMSNorm, RoPE on adjacent pairs (GGUF's order), grouped-query
+/// causal attention, SwiGLU MLP, optionally tied embeddings.
+///
+/// Not reentrant: one forward pass at a time (it owns its scratch buffers). The engine keeps it
+/// behind a single worker.
+public final class LlamaModel: @unchecked Sendable {
+    public let config: LlamaConfig
+    public let weights: LlamaWeights
+    /// Tokens per chunk of a forward pass (the GEMMs' m); longer inputs run in several chunks.
+    public let batch: Int
+    private let rope: RopeTable
+    private let state: RunState
+
+    public init(config: LlamaConfig, weights: LlamaWeights, batch: Int = 256) {
+        self.config = config
+        self.weights = weights
+        self.batch = batch
+        rope = RopeTable(headDim: config.headDim, base: Double(config.ropeBase), maxPositions: config.contextLength)
+        state = RunState(config: config, batch: batch)
+    }
+
+    /// Loads a GGUF file: config, then every weight (checked, dequantized, packed).
+    public convenience init(gguf: GGUFFile, batch: Int = 256) throws {
+        let config = try LlamaConfig(gguf: gguf)
+        self.init(config: config, weights: try LlamaWeights(gguf: gguf, config: config), batch: batch)
+    }
+
+    /// A cache for this model, by default as long as its context.
+    public func makeCache(capacity: Int? = nil) -> KVCache {
+        KVCache(config: config, capacity: min(capacity ?? config.contextLength, config.contextLength))
+    }
+
+    /// Runs `tokens` at positions `cache.length…`, appending them to the cache.
+    /// `onLogits(firstRow, logits, rows)` receives each chunk's logits (`rows × vocab`, row r being
+    /// the token at index firstRow + r of `tokens`) for `.all`, or only the last token's for `.last`.
+    public func forward(_ tokens: [Int], cache: KVCache, logits request: LogitsRequest = .last, hooks: ForwardHooks? = nil,
+                        onLogits: ((Int, UnsafeBufferPointer<Float>, Int) -> Void)? = nil) throws {
+        guard !tokens.isEmpty else { throw ModelError.emptyInput }
+        if let bad = tokens.first(where: { $0 < 0 || $0 >= config.vocabSize }) {
+            throw ModelError.tokenOutOfRange(id: bad, vocabSize: config.vocabSize)
+        }
+        guard cache.length + tokens.count <= cache.capacity else {
+            throw ModelError.contextFull(needed: cache.length + tokens.count, capacity: cache.capacity)
+        }
+        var start = 0
+        while start < tokens.count {
+            let end = min(start + batch, tokens.count)
+            let isLast = end == tokens.count
+            let want: LogitsRequest = request == .all ? .all : (request == .last && isLast ? .last : .none)
+            let out = runChunk(tokens[start..<end], cache: cache, logits: want, hooks: hooks)
+            if let out, let onLogits {
+                onLogits(want == .all ? start : tokens.count - 1, out.buffer, out.rows)
+            }
+            start = end
+        }
+    }
+
+    /// The last token's logits.
+    public func lastLogits(_ tokens: [Int], cache: KVCache) throws -> [Float] {
+        var result: [Float] = []
+        try forward(tokens, cache: cache, logits: .last) { _, l, _ in result = Array(l) }
+        return result
+    }
+
+    /// Per-position next-token cross-entropy (nats) of `tokens` from a fresh cache:
+    /// element t is −log p(tokens[t+1] | tokens[...t]); there are tokens.count − 1 of them.
+    public func crossEntropies(_ tokens: [Int], hooks: ForwardHooks? = nil) throws -> [Float] {
+        let cache = makeCache(capacity: tokens.count)
+        var ce = [Float](repeating: 0, count: max(tokens.count - 1, 0))
+        let v = config.vocabSize
+        try forward(tokens, cache: cache, logits: .all, hooks: hooks) { first, logits, rows in
+            for r in 0..<rows where first + r + 1 < tokens.count {
+                let row = logits.baseAddress! + r * v
+                ce[first + r] = Ops.logSumExp(row, count: v) - row[tokens[first + r + 1]]
+            }
+        }
+        return ce
+    }
+
+    // MARK: the forward pass, top to bottom
+
+    private func runChunk(_ tokens: ArraySlice<Int>, cache: KVCache, logits request: LogitsRequest,
+                          hooks: ForwardHooks?) -> (buffer: UnsafeBufferPointer<Float>, rows: Int)? {
+        let c = config, s = state, w = weights
+        let T = tokens.count, p0 = cache.length
+        let (d, hd, kvd, ff) = (c.dim, c.headDim, c.kvDim, c.ffnDim)
+        let qkvw = d + 2 * kvd
+        let x = s.x.pointer, xb = s.xb.pointer, qkv = s.qkv.pointer, gu = s.gateUp.pointer, h = s.hidden.pointer
+
+        for (t, id) in tokens.enumerated() { w.embedding.copyRow(id, into: x + t * d) }
+
+        let lastLayer = min(hooks?.stopAfterLayer ?? (c.layers - 1), c.layers - 1)
+        for l in 0...lastLayer {
+            let lw = w.layers[l]
+            let hook = hooks?.layers[l]
+            hook?.residual?(ActivationView(pointer: x, rows: T, dim: d, firstPosition: p0))
+
+            // Attention: x += Wo · attn(rope(q), rope(k), v)
+            Ops.rmsNorm(x, weight: lw.attentionNorm.pointer, out: xb, rows: T, dim: d, eps: c.normEps)
+            Gemm.matmul(x: xb, ldx: d, m: T, w: lw.qkv, y: qkv, ldy: qkvw)
+            Ops.rope(qkv, rows: T, stride: qkvw, heads: c.heads, headDim: hd, startPosition: p0, table: rope)
+            Ops.rope(qkv + d, rows: T, stride: qkvw, heads: c.kvHeads, headDim: hd, startPosition: p0, table: rope)
+            let keys = cache.keys[l].pointer, values = cache.values[l].pointer
+            for t in 0..<T {
+                (keys + (p0 + t) * kvd).update(from: qkv + t * qkvw + d, count: kvd)
+                (values + (p0 + t) * kvd).update(from: qkv + t * qkvw + d + kvd, count: kvd)
+            }
+            Attention.causal(q: qkv, ldq: qkvw, keys: keys, values: values, ldkv: kvd, out: xb, ldo: d,
+                             queries: T, past: p0, heads: c.heads, kvHeads: c.kvHeads, headDim: hd)
+            Gemm.matmul(x: xb, ldx: d, m: T, w: lw.output, y: x, ldy: d, accumulate: true)
+
+            // MLP: x += W_down · (silu(W_gate · n) ⊙ (W_up · n)), n = rmsnorm(x)
+            Ops.rmsNorm(x, weight: lw.ffnNorm.pointer, out: xb, rows: T, dim: d, eps: c.normEps)
+            hook?.mlpInput?(ActivationView(pointer: xb, rows: T, dim: d, firstPosition: p0))
+            Gemm.matmul(x: xb, ldx: d, m: T, w: lw.gateUp, y: gu, ldy: 2 * ff)
+            for t in 0..<T { Ops.swiglu(gate: gu + t * 2 * ff, up: gu + t * 2 * ff + ff, out: h + t * ff, count: ff) }
+            if let hook, hook.touchesMLPOutput {
+                let y = s.mlpOut.pointer
+                Gemm.matmul(x: h, ldx: ff, m: T, w: lw.down, y: y, ldy: d)
+                hook.replaceMLPOutput?(MutableActivationView(pointer: y, rows: T, dim: d, firstPosition: p0))
+                hook.mlpOutput?(ActivationView(pointer: y, rows: T, dim: d, firstPosition: p0))
+                Ops.add(x, y, count: T * d)
+            } else {
+                Gemm.matmul(x: h, ldx: ff, m: T, w: lw.down, y: x, ldy: d, accumulate: true)
+            }
+        }
+        cache.advance(by: T)
+        guard lastLayer == c.layers - 1, request != .none else { return nil }
+
+        // Final norm and unembedding, for every row or only the last.
+        let first = request == .all ? 0 : T - 1
+        let rows = T - first
+        Ops.rmsNorm(x + first * d, weight: w.outputNorm.pointer, out: xb, rows: rows, dim: d, eps: c.normEps)
+        let logits = s.logits(rows: rows)
+        Gemm.matmul(x: xb, ldx: d, m: rows, w: w.unembedding, y: logits, ldy: c.vocabSize)
+        return (UnsafeBufferPointer(start: logits, count: rows * c.vocabSize), rows)
+    }
+}
+
+/// Every scratch buffer of a forward pass, sized for one chunk of `batch` tokens.
+final class RunState: @unchecked Sendable {
+    let batch: Int
+    let vocab: Int
+    let x: FloatBuffer        // [batch × dim] residual stream
+    let xb: FloatBuffer       // [batch × dim] normed input / attention output
+    let qkv: FloatBuffer      // [batch × (dim + 2·kvDim)] q | k | v
+    let gateUp: FloatBuffer   // [batch × 2·ffnDim] gate | up
+    let hidden: FloatBuffer   // [batch × ffnDim] silu(gate) ⊙ up
+    let mlpOut: FloatBuffer   // [batch × dim] MLP output, when a hook reads or replaces it
+    private var logitsBuffer: FloatBuffer? // [rows × vocab], grown on demand
+
+    init(config c: LlamaConfig, batch: Int) {
+        self.batch = batch
+        vocab = c.vocabSize
+        x = FloatBuffer(count: batch * c.dim)
+        xb = FloatBuffer(count: batch * c.dim)
+        qkv = FloatBuffer(count: batch * (c.dim + 2 * c.kvDim))
+        gateUp = FloatBuffer(count: batch * 2 * c.ffnDim)
+        hidden = FloatBuffer(count: batch * c.ffnDim)
+        mlpOut = FloatBuffer(count: batch * c.dim)
+    }
+
+    func logits(rows: Int) -> UnsafeMutablePointer<Float> {
+        if let b = logitsBuffer, b.count >= rows * vocab { return b.pointer }
+        let b = FloatBuffer(count: rows * vocab)
+        logitsBuffer = b
+        return b.pointer
+    }
+}

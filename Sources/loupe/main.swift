@@ -1,0 +1,4 @@
+import Foundation
+import LoupeCLI
+
+exit(LoupeCLI.run(Array(CommandLine.arguments.dropFirst())))

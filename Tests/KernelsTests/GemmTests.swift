@@ -1,0 +1,98 @@
+import XCTest
+@testable import Kernels
+
+final class GemmTests: XCTestCase {
+    /// Runs packed matmul and the reference on the same random data; returns (max diff, tolerance).
+    private func compare(m: Int, n: Int, k: Int, ldx: Int, ldy: Int, accumulate: Bool,
+                         _ rng: inout SeededRNG) -> (Float, Float) {
+        let x = randomBuffer(max(1, m * ldx), &rng), w = randomBuffer(n * k, &rng)
+        let y = randomBuffer(max(1, m * ldy), &rng), yRef = copy(y)
+        let packed = PackedMatrix(rowMajor: w.pointer, rows: n, cols: k)
+        Gemm.matmul(x: x.pointer, ldx: ldx, m: m, w: packed, y: y.pointer, ldy: ldy, accumulate: accumulate)
+        Gemm.matmulReference(x: x.pointer, ldx: ldx, m: m, w: w.pointer, n: n, k: k, y: yRef.pointer, ldy: ldy,
+                             accumulate: accumulate)
+        let (d, mag) = maxDiff(y, yRef)
+        return (d, 1e-5 * Float(k).squareRoot() * max(1, mag))
+    }
+
+    func testMatmulMatchesReferenceOverAwkwardShapes() {
+        var rng = SeededRNG(seed: 42)
+        var worst: Float = 0
+        for m in [1, 2, 13, 255] {
+            for n in [1, 31, 33, 192, 577] {
+                for k in [1, 7, 64, 576] {
+                    let padded = (m + n + k) % 3 == 0
+                    let (d, tol) = compare(m: m, n: n, k: k, ldx: k + (padded ? 5 : 0), ldy: n + (padded ? 3 : 0),
+                                           accumulate: false, &rng)
+                    worst = max(worst, d)
+                    XCTAssertLessThanOrEqual(d, tol, "m=\(m) n=\(n) k=\(k)")
+                }
+            }
+        }
+        print("Gemm awkward shapes: max abs diff \(worst)")
+    }
+
+    func testMatmulAcrossBlocksAndThreadSplits() {
+        var rng = SeededRNG(seed: 7)
+        var worst: Float = 0
+        for (m, n, k) in [(300, 100, 1000), (17, 96, 1536), (256, 192, 576), (520, 49, 300), (8, 2000, 64), (9, 48, 577)] {
+            for threads in [1, 2, 3] {
+                Parallel.threads = threads
+                let (d, tol) = compare(m: m, n: n, k: k, ldx: k, ldy: n, accumulate: false, &rng)
+                worst = max(worst, d)
+                XCTAssertLessThanOrEqual(d, tol, "m=\(m) n=\(n) k=\(k) threads=\(threads)")
+            }
+        }
+        Parallel.threads = ProcessInfo.processInfo.activeProcessorCount
+        print("Gemm blocked shapes: max abs diff \(worst)")
+    }
+
+    func testAccumulateAddsToExistingOutput() {
+        var rng = SeededRNG(seed: 3)
+        for (m, n, k) in [(1, 577, 64), (13, 33, 576), (64, 96, 130)] {
+            let (d, tol) = compare(m: m, n: n, k: k, ldx: k, ldy: n, accumulate: true, &rng)
+            XCTAssertLessThanOrEqual(d, tol, "accumulate m=\(m) n=\(n) k=\(k)")
+            let x = randomBuffer(m * k, &rng), w = randomBuffer(n * k, &rng)
+            let packed = PackedMatrix(rowMajor: w.pointer, rows: n, cols: k)
+            let base = randomBuffer(m * n, &rng), sum = copy(base), product = FloatBuffer(count: m * n)
+            Gemm.matmul(x: x.pointer, ldx: k, m: m, w: packed, y: sum.pointer, ldy: n, accumulate: true)
+            Gemm.matmul(x: x.pointer, ldx: k, m: m, w: packed, y: product.pointer, ldy: n)
+            for i in 0..<m * n { product[i] += base[i] }
+            let (d2, _) = maxDiff(sum, product)
+            print("Gemm accumulate m=\(m) n=\(n) k=\(k): max abs diff \(d) vs reference, \(d2) vs y + x·Wᵀ")
+            XCTAssertLessThanOrEqual(d2, 1e-5, "accumulate must add x·Wᵀ to y")
+        }
+    }
+
+    func testPackedCopyRowRoundTrips() {
+        var rng = SeededRNG(seed: 11)
+        let n = 100, k = 37
+        let w = randomBuffer(n * k, &rng)
+        let packed = PackedMatrix(rowMajor: w.pointer, rows: n, cols: k)
+        let row = FloatBuffer(count: k)
+        for r in [0, 1, 47, 48, 99] {
+            packed.copyRow(r, into: row.pointer)
+            for c in 0..<k { XCTAssertEqual(row[c], w[r * k + c], "row \(r) col \(c)") }
+        }
+    }
+
+    func testFloatBufferIsAlignedAndZeroed() {
+        for count in [0, 1, 17, 1000] {
+            let b = FloatBuffer(count: count)
+            XCTAssertEqual(Int(bitPattern: b.pointer) % 64, 0)
+            XCTAssertEqual(b.array, [Float](repeating: 0, count: count))
+        }
+    }
+
+    func testParallelForEachVisitsEveryIndexOnce() {
+        for threads in [1, 2, 5] {
+            Parallel.threads = threads
+            for count in [0, 1, 2, 7, 100] {
+                let hits = FloatBuffer(count: max(count, 1))
+                Parallel.forEach(count) { i in hits.pointer[i] += 1 }
+                XCTAssertEqual(Array(hits.array.prefix(count)), [Float](repeating: 1, count: count))
+            }
+        }
+        Parallel.threads = ProcessInfo.processInfo.activeProcessorCount
+    }
+}

@@ -1,0 +1,39 @@
+import Kernels
+
+/// SplitMix64: a small seeded generator so every test run sees the same numbers.
+struct SeededRNG: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// A buffer of `count` uniform values in `range`.
+func randomBuffer(_ count: Int, _ rng: inout SeededRNG, in range: ClosedRange<Float> = -1...1) -> FloatBuffer {
+    let b = FloatBuffer(count: count)
+    for i in 0..<count { b[i] = Float.random(in: range, using: &rng) }
+    return b
+}
+
+/// A copy of a buffer.
+func copy(_ b: FloatBuffer) -> FloatBuffer {
+    let c = FloatBuffer(count: b.count)
+    c.pointer.update(from: b.pointer, count: b.count)
+    return c
+}
+
+/// max |a[i] − b[i]| and max |b[i]| over the first `count` elements.
+func maxDiff(_ a: FloatBuffer, _ b: FloatBuffer, count: Int? = nil) -> (diff: Float, magnitude: Float) {
+    var d: Float = 0, m: Float = 0
+    for i in 0..<(count ?? a.count) {
+        d = max(d, abs(a[i] - b[i]))
+        m = max(m, abs(b[i]))
+        if a[i].isNaN != b[i].isNaN { d = .infinity }
+    }
+    return (d, m)
+}
