@@ -1,5 +1,17 @@
 import Formats
 
+/// A tokenizer that cannot be built from the vocabulary, merges or settings it was given.
+/// The message names the token, merge or setting at fault.
+public struct TokenizerError: Error, Equatable, CustomStringConvertible {
+    /// What is wrong, in a sentence a user can act on.
+    public let message: String
+
+    /// Makes an error carrying `message`.
+    public init(_ message: String) { self.message = message }
+
+    public var description: String { message }
+}
+
 /// A byte-level BPE tokenizer (GPT-2 style), exact to Hugging Face tokenizers and llama.cpp.
 ///
 /// Encoding: special tokens are cut out of the text first; each stretch between them is split by
@@ -15,7 +27,7 @@ public final class BPETokenizer: @unchecked Sendable {
     private let tokens: [String]
     private let types: [Int]
     private let vocab: [String: Int]
-    private let merges: BPEMerges
+    let merges: BPEMerges
     private let preTokenizer: PreTokenizer
     /// All tokens' bytes, back to back; token `i` is `bytes[offsets[i]..<offsets[i + 1]]`.
     private let bytes: [UInt8]

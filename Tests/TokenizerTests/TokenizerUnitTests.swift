@@ -39,6 +39,20 @@ final class TokenizerUnitTests: XCTestCase {
         XCTAssertEqual(u.encode("aaaaa").map(u.tokenString), ["aaaa", "a"])
     }
 
+    func testLongWordMergingAgreesWithShort() throws {
+        let t = try tiny(merges: ["a b", "b a", "a a", "ab ab", "ba a", "aa b", "abab a", "b b", "bb bb", "aab ba"],
+                         extra: ["ab", "ba", "aa", "abab", "baa", "aab", "ababa", "bb", "bbbb", "aabba"])
+        var rng = SystemRandomNumberGenerator()
+        for length in [2, 3, 5, 17, 40, 129, 400] {
+            for _ in 0..<50 {
+                let word = (0..<length).map { _ in Bool.random(using: &rng) ? t.id(of: "a")! : t.id(of: "b")! }.map(Int32.init)
+                XCTAssertEqual(t.merges.mergeLong(word), t.merges.mergeShort(word), "\(word)")
+            }
+        }
+        let spaces = String(repeating: " ", count: 5000)
+        XCTAssertEqual(t.decode(t.encode(spaces)), Array(spaces.utf8))
+    }
+
     func testSpecialTokensSplitTheText() throws {
         let t = try tiny(merges: ["h i"], extra: ["hi"])
         let end = t.id(of: "<|im_end|>")!

@@ -96,6 +96,10 @@ CASES = [
     "!\x04! ?\x06? (bytes 0x04 and 0x06 have no token)",
     "\U00040000 plane-4 scalar (lead byte 0xF1 has no token)",
     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+    "a" * 300 + " " + "ab" * 200,
+    " " * 257 + "x" + "\n" * 150 + "\t" * 140,
+    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==" * 3,
+    "pneumonoultramicroscopicsilicovolcanoconiosisantidisestablishmentarianismfloccinaucinihilipilificationsupercalifragilisticexpialidocious",
     "                                                                ",
     PARAGRAPH,
 ]
