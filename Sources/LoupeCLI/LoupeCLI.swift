@@ -13,7 +13,7 @@ public enum LoupeCLI {
       loupe tokenize [--json] TEXT                 → {"ids": [...], "tokens": [...]}
       loupe loss [--json] (--text TEXT | --file F) → {"tokens": N, "mean_ce": X}
       loupe next [--json] [--top N] TEXT           → {"top": [{"id", "token", "logit"}, ...]}
-      loupe generate [--chat] [--max-tokens N] [--temperature T] [--seed S] TEXT
+      loupe generate [--json] [--chat] [--max-tokens N] [--temperature T] [--seed S] TEXT
       loupe bench forward [--tokens 256] [--runs 7] [--threads N] [--json]
       loupe help
 

@@ -71,6 +71,7 @@ enum ModelCommands {
     }
 
     static func generate(_ a: inout Arguments) throws {
+        let json = a.flag("--json")
         let chat = a.flag("--chat")
         let modelPath = try a.option("--model")
         let maxTokens = try a.int("--max-tokens", default: 128, range: 1...100_000)
@@ -90,19 +91,27 @@ enum ModelCommands {
         var sampler = Sampler(temperature: Float(temperature), seed: UInt64(seed))
         var pending: [UInt8] = []
         var input = ids
+        let promptCount = ids.count
         for _ in 0..<maxTokens {
             guard cache.length + input.count <= cache.capacity else { break }
             let logits = try s.model.lastLogits(input, cache: cache)
             let next = sampler.pick(logits)
             if stops.contains(next) { break }
             ids.append(next)
+            input = [next]
+            if json { continue }
             pending += s.tokenizer.tokenBytes(next)
             let (text, rest) = Utf8Stream.split(pending)
             Console.write(text)
             pending = rest
-            input = [next]
         }
-        Console.write(String(decoding: pending, as: UTF8.self) + "\n")
+        let generated = Array(ids[promptCount...])
+        if json {
+            Console.print(JSON.object([("prompt_tokens", .int(promptCount)), ("ids", .array(generated.map { .int($0) })),
+                                       ("text", .string(s.tokenizer.decodeText(generated)))]).text)
+        } else {
+            Console.write(String(decoding: pending, as: UTF8.self) + "\n")
+        }
     }
 }
 

@@ -69,6 +69,16 @@ final class GGUFTests: XCTestCase {
         for t in f.tensors { XCTAssertEqual(t.fileOffset % 32, 0, t.name) }
     }
 
+    func testVersionTwoReadsLikeThree() throws {
+        var bytes = sampleWriter().bytes()
+        bytes[4] = 2
+        try Data(bytes).write(to: URL(fileURLWithPath: path("v2.gguf")))
+        let f = try GGUFFile(path: path("v2.gguf"))
+        XCTAssertEqual(f.version, 2)
+        XCTAssertEqual(try f.strings("arr.str"), ["a", "ü", ""])
+        XCTAssertEqual(f.tensors.count, 6)
+    }
+
     func dequantized(_ f: GGUFFile, _ name: String) throws -> [Float] {
         let info = try XCTUnwrap(f.tensor(name))
         var out = [Float](repeating: .nan, count: info.elementCount)
