@@ -26,5 +26,17 @@ public final class KVCache: @unchecked Sendable {
         length = n
     }
 
+    /// Makes this cache hold the first `n` positions of `other` (a shared prefix), so a batch of
+    /// continuations can each run against their own copy.
+    public func copyPrefix(of other: KVCache, length n: Int) {
+        precondition(other.kvDim == kvDim && other.keys.count == keys.count, "caches of different models")
+        precondition(n <= other.length && n <= capacity, "prefix of \(n) positions does not fit")
+        for l in 0..<keys.count {
+            keys[l].pointer.update(from: other.keys[l].pointer, count: n * kvDim)
+            values[l].pointer.update(from: other.values[l].pointer, count: n * kvDim)
+        }
+        length = n
+    }
+
     func advance(by n: Int) { length += n }
 }

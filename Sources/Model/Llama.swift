@@ -53,23 +53,46 @@ public final class LlamaModel: @unchecked Sendable {
     /// the token at index firstRow + r of `tokens`) for `.all`, or only the last token's for `.last`.
     public func forward(_ tokens: [Int], cache: KVCache, logits request: LogitsRequest = .last, hooks: ForwardHooks? = nil,
                         onLogits: ((Int, UnsafeBufferPointer<Float>, Int) -> Void)? = nil) throws {
-        guard !tokens.isEmpty else { throw ModelError.emptyInput }
-        if let bad = tokens.first(where: { $0 < 0 || $0 >= config.vocabSize }) {
-            throw ModelError.tokenOutOfRange(id: bad, vocabSize: config.vocabSize)
-        }
-        guard cache.length + tokens.count <= cache.capacity else {
-            throw ModelError.contextFull(needed: cache.length + tokens.count, capacity: cache.capacity)
-        }
+        try check([tokens], [cache])
         var start = 0
         while start < tokens.count {
             let end = min(start + batch, tokens.count)
-            let isLast = end == tokens.count
-            let want: LogitsRequest = request == .all ? .all : (request == .last && isLast ? .last : .none)
-            let out = runChunk(tokens[start..<end], cache: cache, logits: want, hooks: hooks)
+            let want: LogitsRequest = request == .all ? .all : (request == .last && end == tokens.count ? .last : .none)
+            let out = runChunk([Segment(tokens: tokens[start..<end], cache: cache)], logits: want, hooks: hooks)
             if let out, let onLogits {
                 onLogits(want == .all ? start : tokens.count - 1, out.buffer, out.rows)
             }
             start = end
+        }
+    }
+
+    /// Runs independent sequences together, each appending to its own cache (which may already
+    /// hold a prefix, e.g. copied from a shared one). Their tokens share the GEMMs; attention stays
+    /// within each sequence. Each sequence must fit in one chunk (`batch` tokens).
+    /// `onLogits(sequence, firstRow, logits, rows)` as in `forward`, per sequence.
+    /// Hooks see the rows of a chunk's sequences concatenated in order.
+    public func forward(batch sequences: [[Int]], caches: [KVCache], logits request: LogitsRequest = .last, hooks: ForwardHooks? = nil,
+                        onLogits: ((Int, Int, UnsafeBufferPointer<Float>, Int) -> Void)? = nil) throws {
+        precondition(sequences.count == caches.count, "one cache per sequence")
+        try check(sequences, caches)
+        if let long = sequences.first(where: { $0.count > batch }) {
+            throw ModelError.contextFull(needed: long.count, capacity: batch)
+        }
+        var i = 0
+        while i < sequences.count {
+            var j = i, rows = 0
+            while j < sequences.count && rows + sequences[j].count <= batch { rows += sequences[j].count; j += 1 }
+            let segments = (i..<j).map { Segment(tokens: sequences[$0][...], cache: caches[$0]) }
+            if let out = runChunk(segments, logits: request, hooks: hooks), let onLogits {
+                var row = 0
+                for (n, seq) in zip(i..<j, sequences[i..<j]) {
+                    let count = request == .all ? seq.count : 1
+                    let slice = UnsafeBufferPointer(rebasing: out.buffer[row * config.vocabSize..<(row + count) * config.vocabSize])
+                    onLogits(n, request == .all ? 0 : seq.count - 1, slice, count)
+                    row += count
+                }
+            }
+            i = j
         }
     }
 
@@ -85,27 +108,67 @@ public final class LlamaModel: @unchecked Sendable {
     public func crossEntropies(_ tokens: [Int], hooks: ForwardHooks? = nil) throws -> [Float] {
         let cache = makeCache(capacity: tokens.count)
         var ce = [Float](repeating: 0, count: max(tokens.count - 1, 0))
-        let v = config.vocabSize
         try forward(tokens, cache: cache, logits: .all, hooks: hooks) { first, logits, rows in
-            for r in 0..<rows where first + r + 1 < tokens.count {
-                let row = logits.baseAddress! + r * v
-                ce[first + r] = Ops.logSumExp(row, count: v) - row[tokens[first + r + 1]]
-            }
+            self.crossEntropies(logits, rows: rows, tokens: tokens, firstRow: first, into: &ce)
         }
         return ce
     }
 
+    /// Per-position cross-entropies of several independent sequences run together.
+    public func crossEntropies(batch sequences: [[Int]], hooks: ForwardHooks? = nil) throws -> [[Float]] {
+        var ce = sequences.map { [Float](repeating: 0, count: max($0.count - 1, 0)) }
+        let caches = sequences.map { makeCache(capacity: $0.count) }
+        try forward(batch: sequences, caches: caches, logits: .all, hooks: hooks) { n, first, logits, rows in
+            self.crossEntropies(logits, rows: rows, tokens: sequences[n], firstRow: first, into: &ce[n])
+        }
+        return ce
+    }
+
+    private func crossEntropies(_ logits: UnsafeBufferPointer<Float>, rows: Int, tokens: [Int], firstRow: Int, into ce: inout [Float]) {
+        let v = config.vocabSize
+        for r in 0..<rows where firstRow + r + 1 < tokens.count {
+            let row = logits.baseAddress! + r * v
+            ce[firstRow + r] = Ops.logSumExp(row, count: v) - row[tokens[firstRow + r + 1]]
+        }
+    }
+
+    private func check(_ sequences: [[Int]], _ caches: [KVCache]) throws {
+        for (tokens, cache) in zip(sequences, caches) {
+            guard !tokens.isEmpty else { throw ModelError.emptyInput }
+            if let bad = tokens.first(where: { $0 < 0 || $0 >= config.vocabSize }) {
+                throw ModelError.tokenOutOfRange(id: bad, vocabSize: config.vocabSize)
+            }
+            guard cache.length + tokens.count <= cache.capacity else {
+                throw ModelError.contextFull(needed: cache.length + tokens.count, capacity: cache.capacity)
+            }
+        }
+    }
+
     // MARK: the forward pass, top to bottom
 
-    private func runChunk(_ tokens: ArraySlice<Int>, cache: KVCache, logits request: LogitsRequest,
+    /// Tokens of one sequence within a chunk, appended to its cache.
+    private struct Segment {
+        let tokens: ArraySlice<Int>
+        let cache: KVCache
+    }
+
+    /// One chunk: the segments' tokens stacked as rows, every layer, then the logits asked for
+    /// (`.last` means the last row of each segment).
+    private func runChunk(_ segments: [Segment], logits request: LogitsRequest,
                           hooks: ForwardHooks?) -> (buffer: UnsafeBufferPointer<Float>, rows: Int)? {
         let c = config, s = state, w = weights
-        let T = tokens.count, p0 = cache.length
+        let T = segments.reduce(0) { $0 + $1.tokens.count }
+        let p0 = segments[0].cache.length
         let (d, hd, kvd, ff) = (c.dim, c.headDim, c.kvDim, c.ffnDim)
         let qkvw = d + 2 * kvd
         let x = s.x.pointer, xb = s.xb.pointer, qkv = s.qkv.pointer, gu = s.gateUp.pointer, h = s.hidden.pointer
 
-        for (t, id) in tokens.enumerated() { w.embedding.copyRow(id, into: x + t * d) }
+        var firstRows: [Int] = []
+        var t = 0
+        for seg in segments {
+            firstRows.append(t)
+            for id in seg.tokens { w.embedding.copyRow(id, into: x + t * d); t += 1 }
+        }
 
         let lastLayer = min(hooks?.stopAfterLayer ?? (c.layers - 1), c.layers - 1)
         for l in 0...lastLayer {
@@ -113,18 +176,22 @@ public final class LlamaModel: @unchecked Sendable {
             let hook = hooks?.layers[l]
             hook?.residual?(ActivationView(pointer: x, rows: T, dim: d, firstPosition: p0))
 
-            // Attention: x += Wo · attn(rope(q), rope(k), v)
+            // Attention: x += Wo · attn(rope(q), rope(k), v), each segment against its own cache.
             Ops.rmsNorm(x, weight: lw.attentionNorm.pointer, out: xb, rows: T, dim: d, eps: c.normEps)
             Gemm.matmul(x: xb, ldx: d, m: T, w: lw.qkv, y: qkv, ldy: qkvw)
-            Ops.rope(qkv, rows: T, stride: qkvw, heads: c.heads, headDim: hd, startPosition: p0, table: rope)
-            Ops.rope(qkv + d, rows: T, stride: qkvw, heads: c.kvHeads, headDim: hd, startPosition: p0, table: rope)
-            let keys = cache.keys[l].pointer, values = cache.values[l].pointer
-            for t in 0..<T {
-                (keys + (p0 + t) * kvd).update(from: qkv + t * qkvw + d, count: kvd)
-                (values + (p0 + t) * kvd).update(from: qkv + t * qkvw + d + kvd, count: kvd)
+            for (seg, r0) in zip(segments, firstRows) {
+                let n = seg.tokens.count, past = seg.cache.length
+                let q = qkv + r0 * qkvw
+                Ops.rope(q, rows: n, stride: qkvw, heads: c.heads, headDim: hd, startPosition: past, table: rope)
+                Ops.rope(q + d, rows: n, stride: qkvw, heads: c.kvHeads, headDim: hd, startPosition: past, table: rope)
+                let keys = seg.cache.keys[l].pointer, values = seg.cache.values[l].pointer
+                for i in 0..<n {
+                    (keys + (past + i) * kvd).update(from: q + i * qkvw + d, count: kvd)
+                    (values + (past + i) * kvd).update(from: q + i * qkvw + d + kvd, count: kvd)
+                }
+                Attention.causal(q: q, ldq: qkvw, keys: keys, values: values, ldkv: kvd, out: xb + r0 * d, ldo: d,
+                                 queries: n, past: past, heads: c.heads, kvHeads: c.kvHeads, headDim: hd)
             }
-            Attention.causal(q: qkv, ldq: qkvw, keys: keys, values: values, ldkv: kvd, out: xb, ldo: d,
-                             queries: T, past: p0, heads: c.heads, kvHeads: c.kvHeads, headDim: hd)
             Gemm.matmul(x: xb, ldx: d, m: T, w: lw.output, y: x, ldy: d, accumulate: true)
 
             // MLP: x += W_down · (silu(W_gate · n) ⊙ (W_up · n)), n = rmsnorm(x)
@@ -142,13 +209,20 @@ public final class LlamaModel: @unchecked Sendable {
                 Gemm.matmul(x: h, ldx: ff, m: T, w: lw.down, y: x, ldy: d, accumulate: true)
             }
         }
-        cache.advance(by: T)
+        for seg in segments { seg.cache.advance(by: seg.tokens.count) }
         guard lastLayer == c.layers - 1, request != .none else { return nil }
 
-        // Final norm and unembedding, for every row or only the last.
-        let first = request == .all ? 0 : T - 1
-        let rows = T - first
-        Ops.rmsNorm(x + first * d, weight: w.outputNorm.pointer, out: xb, rows: rows, dim: d, eps: c.normEps)
+        // Final norm and unembedding, for every row or only each segment's last.
+        let rows: Int
+        if request == .all {
+            rows = T
+            Ops.rmsNorm(x, weight: w.outputNorm.pointer, out: xb, rows: T, dim: d, eps: c.normEps)
+        } else {
+            rows = segments.count
+            for (i, (seg, r0)) in zip(segments, firstRows).enumerated() {
+                Ops.rmsNorm(x + (r0 + seg.tokens.count - 1) * d, weight: w.outputNorm.pointer, out: xb + i * d, rows: 1, dim: d, eps: c.normEps)
+            }
+        }
         let logits = s.logits(rows: rows)
         Gemm.matmul(x: xb, ldx: d, m: rows, w: w.unembedding, y: logits, ldy: c.vocabSize)
         return (UnsafeBufferPointer(start: logits, count: rows * c.vocabSize), rows)

@@ -64,6 +64,40 @@ final class ForwardTests: XCTestCase {
         }
     }
 
+    func testBatchedSequencesEqualSeparateRuns() throws {
+        let seqs = [Array(tokens[0..<5]), Array(tokens[3..<10]), [7], Array(tokens[10..<16]), Array(tokens[1..<4])]
+        // Batch of 8 rows: the sequences are spread over several chunks.
+        var got = seqs.map { _ in [[Float]]() }
+        try model.forward(batch: seqs, caches: seqs.map { model.makeCache(capacity: $0.count) }, logits: .all) { n, first, logits, rows in
+            XCTAssertEqual(first, 0)
+            for r in 0..<rows { got[n].append(Array(logits[r * 50..<(r + 1) * 50])) }
+        }
+        for (n, seq) in seqs.enumerated() {
+            let ref = tiny.referenceLogits(seq)
+            XCTAssertEqual(got[n].count, seq.count)
+            for t in 0..<seq.count { XCTAssertLessThan(maxAbsDiff(got[n][t], ref[t]), 1e-3, "sequence \(n) position \(t)") }
+        }
+        let ce = try model.crossEntropies(batch: seqs)
+        for (n, seq) in seqs.enumerated() { XCTAssertLessThan(maxAbsDiff(ce[n], try model.crossEntropies(seq)), 1e-4) }
+
+        // Continuations of a shared prefix, each on its own copy of the prefix cache, last logits only.
+        let prefix = Array(tokens[0..<6])
+        let shared = model.makeCache()
+        _ = try model.lastLogits(prefix, cache: shared)
+        let tails = [[4, 9], [21, 3, 3], [13]]
+        let caches = tails.map { _ in model.makeCache(capacity: 12) }
+        caches.forEach { $0.copyPrefix(of: shared, length: prefix.count) }
+        var last = [[Float]](repeating: [], count: tails.count)
+        try model.forward(batch: tails, caches: caches, logits: .last) { n, first, logits, rows in
+            XCTAssertEqual(rows, 1)
+            XCTAssertEqual(first, tails[n].count - 1)
+            last[n] = Array(logits)
+        }
+        for (n, tail) in tails.enumerated() {
+            XCTAssertLessThan(maxAbsDiff(last[n], tiny.referenceLogits(prefix + tail).last!), 1e-3)
+        }
+    }
+
     func testHooksReadAndReplaceTheMLPOutput() throws {
         var captured: [Float] = []
         var inputs: [Float] = []
