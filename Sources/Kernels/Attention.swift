@@ -6,12 +6,15 @@ import Foundation
 public enum Attention {
     /// Query rows per work item (all query heads of one kv head share the item's transposed keys).
     static let queryBlock = 16
+    /// Up to this many queries (decode), scores read the key cache directly instead of transposing it.
+    static let directQueries = 4
 
     /// Causal GQA. q: [T][heads·headDim] (row stride ldq); keys/values: caches [position][kvHeads·headDim]
     /// (row stride ldkv) holding positions 0..<(past+T), the T new ones already written. Query row t sits at
     /// position past+t and attends to keys 0...past+t; head h uses kv head h / (heads/kvHeads). Scale 1/√headDim,
-    /// fp32 softmax with the max subtracted. out: [T][heads·headDim] (row stride ldo). Keys are first transposed
-    /// once per call; then work is split over kv heads × query blocks. Scratch comes from a reusable pool.
+    /// fp32 softmax with the max subtracted. out: [T][heads·headDim] (row stride ldo). For more than
+    /// `directQueries` queries the keys are first transposed into 32-key panels (once per call); work is split
+    /// over kv heads × query blocks, all query heads of a kv head together. Scratch comes from a reusable pool.
     public static func causal(q: UnsafePointer<Float>, ldq: Int, keys: UnsafePointer<Float>, values: UnsafePointer<Float>, ldkv: Int,
                               out: UnsafeMutablePointer<Float>, ldo: Int, queries T: Int, past: Int, heads: Int, kvHeads: Int, headDim: Int) {
         precondition(kvHeads > 0 && heads % kvHeads == 0, "heads must be a multiple of kvHeads")
@@ -24,7 +27,8 @@ public enum Attention {
         let blocks = (T + queryBlock - 1) / queryBlock
         let n = past + T, ldt = (n + 31) / 32 * 32
         let serial = heads * n * T * headDim < 1 << 16
-        Scratch.with(kvHeads * headDim * ldt) { kt in
+        let direct = T <= directQueries
+        Scratch.with(direct ? 0 : kvHeads * headDim * ldt) { kt in
             let chunks = ldt / 32
             let transpose = { (item: Int) in
                 let g = item / chunks, j0 = item % chunks * 32
@@ -39,23 +43,24 @@ public enum Attention {
             let attend = { (item: Int) in
                 let g = item % kvHeads, b = blocks - 1 - item / kvHeads  // biggest (latest) blocks first
                 let t0 = b * queryBlock, t1 = min(T, t0 + queryBlock)
-                block(q: q, ldq: ldq, kt: kt + g * headDim * ldt, values: values, ldkv: ldkv, out: out, ldo: ldo,
-                      rows: t0..<t1, past: past, heads: heads, kvHeads: kvHeads, g: g, headDim: headDim)
+                block(q: q, ldq: ldq, keys: keys, kt: direct ? nil : UnsafePointer(kt + g * headDim * ldt), values: values,
+                      ldkv: ldkv, out: out, ldo: ldo, rows: t0..<t1, past: past, heads: heads, kvHeads: kvHeads, g: g, headDim: headDim)
             }
             if serial {
-                for item in 0..<(kvHeads * chunks) { transpose(item) }
+                if !direct { for item in 0..<(kvHeads * chunks) { transpose(item) } }
                 for item in 0..<(kvHeads * blocks) { attend(item) }
             } else {
-                Parallel.forEach(kvHeads * chunks, transpose)
+                if !direct { Parallel.forEach(kvHeads * chunks, transpose) }
                 Parallel.forEach(kvHeads * blocks, attend)
             }
         }
     }
 
-    /// One work item: query rows `rows` of every query head that reads kv head g (its key panels at kt).
-    static func block(q: UnsafePointer<Float>, ldq: Int, kt: UnsafePointer<Float>, values: UnsafePointer<Float>, ldkv: Int,
-                      out: UnsafeMutablePointer<Float>, ldo: Int, rows: Range<Int>, past: Int, heads: Int, kvHeads: Int,
-                      g: Int, headDim: Int) {
+    /// One work item: query rows `rows` of every query head that reads kv head g. Scores come from the
+    /// transposed key panels at kt, or (kt == nil, few queries) straight from the key cache.
+    static func block(q: UnsafePointer<Float>, ldq: Int, keys: UnsafePointer<Float>, kt: UnsafePointer<Float>?,
+                      values: UnsafePointer<Float>, ldkv: Int, out: UnsafeMutablePointer<Float>, ldo: Int, rows: Range<Int>,
+                      past: Int, heads: Int, kvHeads: Int, g: Int, headDim: Int) {
         let group = heads / kvHeads, nq = rows.count
         let L = past + rows.upperBound, Lp = (L + 31) / 32 * 32
         let R = group * nq
@@ -67,13 +72,21 @@ public enum Attention {
             var r = 0
             while r < R {
                 let r0 = r, r1 = min(r + 1, R - 1), r2 = min(r + 2, R - 1), r3 = min(r + 3, R - 1)
-                scores4(kt, Lp, headDim, scale, qRow(r0), qRow(r1), qRow(r2), qRow(r3),
-                        sc + r0 * Lp, sc + r1 * Lp, sc + r2 * Lp, sc + r3 * Lp)
+                if let kt {
+                    scores4(kt, Lp, headDim, scale, qRow(r0), qRow(r1), qRow(r2), qRow(r3),
+                            sc + r0 * Lp, sc + r1 * Lp, sc + r2 * Lp, sc + r3 * Lp)
+                } else {
+                    let k = keys + g * headDim
+                    scoresDirect(k, ldkv, L, Lp, headDim, scale, qRow(r0), sc + r0 * Lp)
+                    if r1 != r0 { scoresDirect(k, ldkv, L, Lp, headDim, scale, qRow(r1), sc + r1 * Lp) }
+                    if r2 != r1 { scoresDirect(k, ldkv, L, Lp, headDim, scale, qRow(r2), sc + r2 * Lp) }
+                    if r3 != r2 { scoresDirect(k, ldkv, L, Lp, headDim, scale, qRow(r3), sc + r3 * Lp) }
+                }
                 let i0 = softmax(sc + r0 * Lp, visible(r0), Lp)
                 let i1 = r1 == r0 ? i0 : softmax(sc + r1 * Lp, visible(r1), Lp)
                 let i2 = r2 == r1 ? i1 : softmax(sc + r2 * Lp, visible(r2), Lp)
                 let i3 = r3 == r2 ? i2 : softmax(sc + r3 * Lp, visible(r3), Lp)
-                let n = max(visible(r0), visible(r1), visible(r2), visible(r3))
+                let n = max(max(visible(r0), visible(r1)), max(visible(r2), visible(r3)))
                 weighted4(values + g * headDim, ldkv, n, headDim, sc + r0 * Lp, sc + r1 * Lp, sc + r2 * Lp, sc + r3 * Lp,
                           (i0, i1, i2, i3), oRow(r0), oRow(r1), oRow(r2), oRow(r3))
                 r += 4
@@ -104,6 +117,47 @@ public enum Attention {
             storeU(a3 * scale, s3 + j); storeU(b3 * scale, s3 + j + 16)
             j += 32
         }
+    }
+
+    /// s[j] = scale · q · k_j for j in 0..<Lp straight from the cache (row stride ldk); rows past L − 1 repeat
+    /// row L − 1 (masked later). Each key's 16-lane partial products are folded into one lane by `fold`.
+    @inline(always)
+    static func scoresDirect(_ k: UnsafePointer<Float>, _ ldk: Int, _ L: Int, _ Lp: Int, _ dim: Int, _ scale: Float,
+                             _ q: UnsafePointer<Float>, _ s: UnsafeMutablePointer<Float>) {
+        var j = 0
+        while j < Lp {
+            let p0 = fold(dot(q, k, ldk, j, L, dim), dot(q, k, ldk, j + 1, L, dim))
+            let p1 = fold(dot(q, k, ldk, j + 2, L, dim), dot(q, k, ldk, j + 3, L, dim))
+            let p2 = fold(dot(q, k, ldk, j + 4, L, dim), dot(q, k, ldk, j + 5, L, dim))
+            let p3 = fold(dot(q, k, ldk, j + 6, L, dim), dot(q, k, ldk, j + 7, L, dim))
+            let p4 = fold(dot(q, k, ldk, j + 8, L, dim), dot(q, k, ldk, j + 9, L, dim))
+            let p5 = fold(dot(q, k, ldk, j + 10, L, dim), dot(q, k, ldk, j + 11, L, dim))
+            let p6 = fold(dot(q, k, ldk, j + 12, L, dim), dot(q, k, ldk, j + 13, L, dim))
+            let p7 = fold(dot(q, k, ldk, j + 14, L, dim), dot(q, k, ldk, j + 15, L, dim))
+            let all = fold(fold(fold(p0, p1), fold(p2, p3)), fold(fold(p4, p5), fold(p6, p7)))
+            storeU(all * scale, s + j)
+            j += 16
+        }
+    }
+
+    /// 16 lane-wise partial sums of q · k_j over `dim` (a multiple of 16) elements, j clamped to L − 1.
+    @inline(always)
+    static func dot(_ q: UnsafePointer<Float>, _ keys: UnsafePointer<Float>, _ ldk: Int, _ j: Int, _ L: Int, _ dim: Int) -> V {
+        let k = keys + min(j, L - 1) * ldk
+        var a = V()
+        var c = 0
+        while c < dim {
+            a = a.addingProduct(loadU(q + c), loadU(k + c))
+            c += 16
+        }
+        return a
+    }
+
+    /// Pairwise-adds neighbouring lanes of a and of b: [a₀+a₁, a₂+a₃, …, b₁₄+b₁₅]. Keys laid out contiguously
+    /// in a and b stay contiguous, each with half as many partial sums.
+    @inline(always)
+    static func fold(_ a: V, _ b: V) -> V {
+        V(lowHalf: a.evenHalf + a.oddHalf, highHalf: b.evenHalf + b.oddHalf)
     }
 
     /// In place: s[j] ← exp(s[j] − max) for j < n, 0 for n ≤ j < Lp; returns 1 / Σ. Call once per row.

@@ -70,20 +70,23 @@ private struct SendableBody: @unchecked Sendable {
 /// A pool of reusable scratch buffers, so kernels allocate only until the pool has warmed up.
 enum Scratch {
     private static let pool = Mutex<[FloatBuffer]>([])
+    /// Buffers kept when idle; beyond this the smallest are released.
+    private static let keep = 16
 
-    /// Borrows a buffer of at least `count` floats for the duration of `body`.
+    /// Borrows a buffer of at least `count` floats (best fit from the pool) for the duration of `body`.
     static func with<R>(_ count: Int, _ body: (UnsafeMutablePointer<Float>) -> R) -> R {
-        let buf = take(count)
-        defer { pool.withLock { $0.append(buf) } }
-        return body(buf.pointer)
-    }
-
-    private static func take(_ count: Int) -> FloatBuffer {
         let found: FloatBuffer? = pool.withLock { list in
-            if let i = list.firstIndex(where: { $0.count >= count }) { return list.remove(at: i) }
-            if !list.isEmpty { list.removeFirst() }
-            return nil
+            var best: Int? = nil
+            for (i, b) in list.enumerated() where b.count >= count && (best == nil || b.count < list[best!].count) { best = i }
+            return best.map { list.remove(at: $0) }
         }
-        return found ?? FloatBuffer(count: count)
+        let buf = found ?? FloatBuffer(count: count)
+        defer {
+            pool.withLock { list in
+                list.append(buf)
+                if list.count > keep, let i = list.indices.min(by: { list[$0].count < list[$1].count }) { list.remove(at: i) }
+            }
+        }
+        return body(buf.pointer)
     }
 }

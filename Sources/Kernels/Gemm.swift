@@ -1,12 +1,12 @@
 /// Matrix multiplication y = x·Wᵀ against weights packed by `PackedMatrix`.
 public enum Gemm {
-    /// Rows of x packed per block (kept in L2 together with `kc`).
-    nonisolated(unsafe) static var mc = 256
-    /// Upper bound on the k-block length (the W micro-panel kc × 48 streams through L1).
-    nonisolated(unsafe) static var kcMax = 256
+    /// Rows of x per block: their k-slices stay in L2 while every panel of the thread passes by.
+    static let mc = 256
+    /// Upper bound on the k-block length (the W micro-panel kc × 48 stays in L1 across the slices).
+    static let kcMax = 256
 
     /// y[m×n] = x[m×k]·Wᵀ (y += … when accumulate). x has row stride ldx, y has row stride ldy.
-    /// Multithreaded over `Parallel.threads`; m = 1 takes a streaming GEMV path.
+    /// Multithreaded over `Parallel.threads`; m ≤ 3 takes a streaming GEMV path, one row at a time.
     public static func matmul(x: UnsafePointer<Float>, ldx: Int, m: Int, w: PackedMatrix,
                               y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool = false) {
         let n = w.rows, k = w.cols
@@ -15,8 +15,8 @@ public enum Gemm {
             if !accumulate { for i in 0..<m { (y + i * ldy).update(repeating: 0, count: n) } }
             return
         }
-        if m == 1 {
-            gemv(x: x, w: w, y: y, accumulate: accumulate)
+        if m <= 3 {
+            for i in 0..<m { gemv(x: x + i * ldx, w: w, y: y + i * ldy, accumulate: accumulate) }
             return
         }
         let mr = MicroKernel.mr
@@ -91,7 +91,7 @@ public enum Gemm {
         }
     }
 
-    /// m = 1: each W panel streamed once; panels split over the threads.
+    /// One row of x: each W panel streamed once; panels split over the threads.
     static func gemv(x: UnsafePointer<Float>, w: PackedMatrix, y: UnsafeMutablePointer<Float>, accumulate: Bool) {
         let nr = MicroKernel.nr
         let n = w.rows, k = w.cols

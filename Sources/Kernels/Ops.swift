@@ -139,6 +139,9 @@ public enum Ops {
         return mx
     }
 
+    /// Vector exp (see `fastExp`): relative error ≈ 1e-7; below −87.3 gives 0, above 88 saturates at e⁸⁸.
+    public static func exp(_ x: SIMD16<Float>) -> SIMD16<Float> { fastExp(x) }
+
     /// exp on 16 lanes: 2ⁿ·p(r) with x = n·ln2 + r, |r| ≤ ln2/2, Cephes minimax polynomial (rel. error ≈ 1e-7).
     /// Inputs below −87.3 give 0; inputs above 88 saturate at e⁸⁸.
     @inline(always)

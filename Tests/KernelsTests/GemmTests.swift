@@ -1,5 +1,5 @@
 import XCTest
-@testable import Kernels
+import Kernels
 
 final class GemmTests: XCTestCase {
     /// Runs packed matmul and the reference on the same random data; returns (max diff, tolerance).
