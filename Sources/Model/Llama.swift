@@ -171,15 +171,20 @@ public final class LlamaModel: @unchecked Sendable {
         }
 
         let lastLayer = min(hooks?.stopAfterLayer ?? (c.layers - 1), c.layers - 1)
+        // When only each segment's last logits are wanted, the final layer runs attention and the
+        // MLP for those rows alone (keys and values are still cached for every row).
+        let trimLast = request == .last && lastLayer == c.layers - 1 && hooks?.layers[lastLayer] == nil
+        var rows = T
         for l in 0...lastLayer {
             let lw = w.layers[l]
             let hook = hooks?.layers[l]
+            let trim = trimLast && l == lastLayer
             hook?.residual?(ActivationView(pointer: x, rows: T, dim: d, firstPosition: p0))
 
             // Attention: x += Wo · attn(rope(q), rope(k), v), each segment against its own cache.
             Ops.rmsNorm(x, weight: lw.attentionNorm.pointer, out: xb, rows: T, dim: d, eps: c.normEps)
             Gemm.matmul(x: xb, ldx: d, m: T, w: lw.qkv, y: qkv, ldy: qkvw)
-            for (seg, r0) in zip(segments, firstRows) {
+            for (i, (seg, r0)) in zip(segments, firstRows).enumerated() {
                 let n = seg.tokens.count, past = seg.cache.length
                 let q = qkv + r0 * qkvw
                 Ops.rope(q, rows: n, stride: qkvw, heads: c.heads, headDim: hd, startPosition: past, table: rope)
@@ -189,34 +194,46 @@ public final class LlamaModel: @unchecked Sendable {
                     (keys + (past + i) * kvd).update(from: q + i * qkvw + d, count: kvd)
                     (values + (past + i) * kvd).update(from: q + i * qkvw + d + kvd, count: kvd)
                 }
-                Attention.causal(q: q, ldq: qkvw, keys: keys, values: values, ldkv: kvd, out: xb + r0 * d, ldo: d,
-                                 queries: n, past: past, heads: c.heads, kvHeads: c.kvHeads, headDim: hd)
+                if trim {
+                    // Row i of xb / x becomes this segment's last token (i ≤ its row, so moving forward is safe).
+                    Attention.causal(q: q + (n - 1) * qkvw, ldq: qkvw, keys: keys, values: values, ldkv: kvd, out: xb + i * d, ldo: d,
+                                     queries: 1, past: past + n - 1, heads: c.heads, kvHeads: c.kvHeads, headDim: hd)
+                    (x + i * d).update(from: x + (r0 + n - 1) * d, count: d)
+                } else {
+                    Attention.causal(q: q, ldq: qkvw, keys: keys, values: values, ldkv: kvd, out: xb + r0 * d, ldo: d,
+                                     queries: n, past: past, heads: c.heads, kvHeads: c.kvHeads, headDim: hd)
+                }
             }
-            Gemm.matmul(x: xb, ldx: d, m: T, w: lw.output, y: x, ldy: d, accumulate: true)
+            if trim { rows = segments.count }
+            Gemm.matmul(x: xb, ldx: d, m: rows, w: lw.output, y: x, ldy: d, accumulate: true)
 
             // MLP: x += W_down · (silu(W_gate · n) ⊙ (W_up · n)), n = rmsnorm(x)
-            Ops.rmsNorm(x, weight: lw.ffnNorm.pointer, out: xb, rows: T, dim: d, eps: c.normEps)
-            hook?.mlpInput?(ActivationView(pointer: xb, rows: T, dim: d, firstPosition: p0))
-            Gemm.matmul(x: xb, ldx: d, m: T, w: lw.gateUp, y: gu, ldy: 2 * ff)
-            for t in 0..<T { Ops.swiglu(gate: gu + t * 2 * ff, up: gu + t * 2 * ff + ff, out: h + t * ff, count: ff) }
+            Ops.rmsNorm(x, weight: lw.ffnNorm.pointer, out: xb, rows: rows, dim: d, eps: c.normEps)
+            hook?.mlpInput?(ActivationView(pointer: xb, rows: rows, dim: d, firstPosition: p0))
+            Gemm.matmul(x: xb, ldx: d, m: rows, w: lw.gateUp, y: gu, ldy: 2 * ff)
+            Parallel.forEach(min(rows, 8)) { part in
+                for t in stride(from: part, to: rows, by: min(rows, 8)) {
+                    Ops.swiglu(gate: gu + t * 2 * ff, up: gu + t * 2 * ff + ff, out: h + t * ff, count: ff)
+                }
+            }
             if let hook, hook.touchesMLPOutput {
                 let y = s.mlpOut.pointer
-                Gemm.matmul(x: h, ldx: ff, m: T, w: lw.down, y: y, ldy: d)
-                hook.replaceMLPOutput?(MutableActivationView(pointer: y, rows: T, dim: d, firstPosition: p0))
-                hook.mlpOutput?(ActivationView(pointer: y, rows: T, dim: d, firstPosition: p0))
-                Ops.add(x, y, count: T * d)
+                Gemm.matmul(x: h, ldx: ff, m: rows, w: lw.down, y: y, ldy: d)
+                hook.replaceMLPOutput?(MutableActivationView(pointer: y, rows: rows, dim: d, firstPosition: p0))
+                hook.mlpOutput?(ActivationView(pointer: y, rows: rows, dim: d, firstPosition: p0))
+                Ops.add(x, y, count: rows * d)
             } else {
-                Gemm.matmul(x: h, ldx: ff, m: T, w: lw.down, y: x, ldy: d, accumulate: true)
+                Gemm.matmul(x: h, ldx: ff, m: rows, w: lw.down, y: x, ldy: d, accumulate: true)
             }
         }
         for seg in segments { seg.cache.advance(by: seg.tokens.count) }
         guard lastLayer == c.layers - 1, request != .none else { return nil }
 
         // Final norm and unembedding, for every row or only each segment's last.
-        let rows: Int
         if request == .all {
-            rows = T
             Ops.rmsNorm(x, weight: w.outputNorm.pointer, out: xb, rows: T, dim: d, eps: c.normEps)
+        } else if trimLast {
+            Ops.rmsNorm(x, weight: w.outputNorm.pointer, out: xb, rows: rows, dim: d, eps: c.normEps)
         } else {
             rows = segments.count
             for (i, (seg, r0)) in zip(segments, firstRows).enumerated() {
