@@ -1,3 +1,4 @@
+import Engine
 import Formats
 import Foundation
 import Kernels
