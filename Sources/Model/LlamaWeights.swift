@@ -74,7 +74,7 @@ public struct LlamaWeights: @unchecked Sendable {
             return PackedMatrix(rowMajor: tmp.pointer, rows: rows, cols: cols)
         }
 
-        let slots = LayerSlots(count: c.layers)
+        let slots = Slots<LlamaLayerWeights>(count: c.layers)
         Parallel.forEach(c.layers) { l in
             let p = "blk.\(l)."
             slots.set(l, LlamaLayerWeights(
@@ -90,18 +90,4 @@ public struct LlamaWeights: @unchecked Sendable {
         unembedding = f.tensor("output.weight") == nil ? embedding : packed([("output.weight", c.vocabSize)], cols: d)
         outputNorm = vector("output_norm.weight", d)
     }
-}
-
-/// Results written by parallel workers, one slot each (a raw buffer, so no copy-on-write check races).
-private final class LayerSlots: @unchecked Sendable {
-    private let slots: UnsafeMutablePointer<LlamaLayerWeights?>
-    private let count: Int
-    init(count: Int) {
-        self.count = count
-        slots = .allocate(capacity: count)
-        slots.initialize(repeating: nil, count: count)
-    }
-    deinit { slots.deinitialize(count: count); slots.deallocate() }
-    func set(_ i: Int, _ w: LlamaLayerWeights) { slots[i] = w }
-    var values: [LlamaLayerWeights] { (0..<count).map { slots[$0]! } }
 }
