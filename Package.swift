@@ -31,6 +31,7 @@ let package = Package(
                     resources: [.copy("Golden")]),
         .testTarget(name: "TranscoderTests", dependencies: ["Transcoder", "Kernels", "Formats"],
                     resources: [.copy("Fixtures")], swiftSettings: native),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "Tokenizer"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Formats", "Tokenizer", "LoupeCLI"],
                     resources: [.copy("Golden")]),
     ]

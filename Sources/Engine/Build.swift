@@ -21,7 +21,9 @@ public struct BuildOptions: Sendable {
     public var evalWindows = 256
     /// A sparsify checkpoint directory to use instead of training.
     public var transcoderDirectory: String?
-    public var trainer = TrainerOptions()
+    /// sparsify's Adam settings, except that AuxK also trains the encoder rows of dead latents (as in
+    /// Gao et al.), so that it revives them; sparsify's fused encoder drops that gradient.
+    public var trainer = TrainerOptions(auxkTrainsEncoder: true)
 
     public init() {}
 }

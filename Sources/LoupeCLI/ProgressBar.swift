@@ -9,6 +9,8 @@ final class ProgressBar: BuildReporter, @unchecked Sendable {
     private var unit = ""
     private var started = 0.0
     private var lastDraw = 0.0
+    /// Recent (time, done) samples: the rate comes from these, so work skipped on resume does not count.
+    private var samples: [(Double, Int)] = []
     private let interactive = isatty(STDERR_FILENO) != 0
     private let quiet: Bool
 
@@ -30,16 +32,19 @@ final class ProgressBar: BuildReporter, @unchecked Sendable {
         self.unit = unit
         started = Clock.now
         lastDraw = 0
+        samples = []
     }
 
     func advance(_ done: Int, detail: String) {
         let now = Clock.now
+        if samples.isEmpty || now - samples[samples.count - 1].0 >= 1 { samples.append((now, done)) }
+        if samples.count > 30 { samples.removeFirst() }
         guard !quiet, now - lastDraw >= (interactive ? 0.1 : 5) || done == total else { return }
         lastDraw = now
-        let elapsed = now - started
         let fraction = total > 0 ? min(1, Double(done) / Double(total)) : 0
-        let rate = elapsed > 0 ? Double(done) / elapsed : 0
-        let eta = rate > 0 ? Double(total - done) / rate : 0
+        let (t0, d0) = samples[0]
+        let rate = now - t0 > 0.5 ? Double(done - d0) / (now - t0) : 0
+        let eta = rate > 0 ? Double(total - done) / rate : .infinity
         let width = 24
         let filled = Int(fraction * Double(width))
         let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled)

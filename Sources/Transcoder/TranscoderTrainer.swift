@@ -37,6 +37,11 @@ public final class TranscoderTrainer: @unchecked Sendable {
         moments = transcoder.namedParameters.map { (FloatBuffer(count: $0.buffer.count), FloatBuffer(count: $0.buffer.count)) }
     }
 
+    /// A trainer for a fresh `Transcoder(config: config, seed: options.seed)`.
+    public convenience init(config: TranscoderConfig, options: TrainerOptions = TrainerOptions(), totalSteps: Int) {
+        self.init(transcoder: Transcoder(config: config, seed: options.seed), options: options, totalSteps: totalSteps)
+    }
+
     /// Latents counted dead now (more than `deadThresholdTokens` since they last fired), ascending.
     public var deadLatents: [Int32] {
         (0..<transcoder.m).compactMap { tokensSinceFired[$0] > options.deadThresholdTokens ? Int32($0) : nil }
