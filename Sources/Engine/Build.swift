@@ -316,5 +316,3 @@ struct TrainingPlan {
         return (bx, by)
     }
 }
-
-extension SplitMix64: RandomNumberGenerator {}

@@ -118,18 +118,18 @@ enum ModelCommands {
 /// Greedy (temperature 0) or temperature sampling with a seeded generator.
 struct Sampler {
     let temperature: Float
-    var state: UInt64
+    var rng: SplitMix64
 
     init(temperature: Float, seed: UInt64) {
         self.temperature = temperature
-        state = seed &+ 0x9E37_79B9_7F4A_7C15
+        rng = SplitMix64(seed: seed)
     }
 
     mutating func pick(_ logits: [Float]) -> Int {
         guard temperature > 0 else { return logits.withUnsafeBufferPointer { Ops.argmax($0.baseAddress!, count: $0.count) } }
         let m = logits.max() ?? 0
         let weights = logits.map { Double(exp(($0 - m) / temperature)) }
-        var r = nextUniform() * weights.reduce(0, +)
+        var r = rng.unit() * weights.reduce(0, +)
         for (i, w) in weights.enumerated() {
             r -= w
             if r <= 0 { return i }
@@ -137,14 +137,6 @@ struct Sampler {
         return logits.count - 1
     }
 
-    /// splitmix64 → [0, 1).
-    private mutating func nextUniform() -> Double {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return Double((z ^ (z >> 31)) >> 11) / Double(1 << 53)
-    }
 }
 
 /// Streams bytes as text without splitting a UTF-8 character across writes.

@@ -1,17 +1,7 @@
 import Kernels
 
-/// SplitMix64: a small seeded generator so every test run sees the same numbers.
-struct SeededRNG: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+/// A small seeded generator so every test run sees the same numbers.
+typealias SeededRNG = SplitMix64
 
 /// A buffer of `count` uniform values in `range`.
 func randomBuffer(_ count: Int, _ rng: inout SeededRNG, in range: ClosedRange<Float> = -1...1) -> FloatBuffer {

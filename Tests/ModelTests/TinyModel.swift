@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 import XCTest
 @testable import Formats
 @testable import Model
@@ -123,16 +124,9 @@ struct TinyModel {
 }
 
 /// Deterministic random numbers for tests.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+typealias SplitMix = SplitMix64
+
+extension SplitMix64 {
     mutating func uniform() -> Float { Float(next() >> 40) / Float(1 << 24) }
     mutating func normal() -> Float {
         let u = max(uniform(), 1e-7), v = uniform()

@@ -3,17 +3,10 @@ import Kernels
 @testable import Transcoder
 
 /// SplitMix64 for test data; `normal` is Box–Muller.
-struct TestRNG {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func uniform() -> Double { Double(next() >> 11) * 0x1p-53 }
+typealias TestRNG = SplitMix64
+
+extension SplitMix64 {
+    mutating func uniform() -> Double { unit() }
     mutating func normal() -> Float {
         let u = max(uniform(), 1e-300), v = uniform()
         return Float((-2 * log(u)).squareRoot() * cos(2 * Double.pi * v))
