@@ -17,6 +17,7 @@ public enum LoupeCLI {
       loupe generate [--json] [--chat] [--max-tokens N] [--temperature T] [--seed S] TEXT
       loupe bench forward [--tokens 256] [--runs 7] [--threads N] [--json]
       loupe build [--corpus F]... [--layer 15] [--latents 4608] [--k 32] [--tokens 2000000] [--transcoder DIR] [--workspace DIR] [--json]
+                  [--epochs 3] [--lr 3e-3] [--batch 1024] [--auxk-alpha 0.03125] [--dead-threshold 100000] [--no-skip]
       loupe train … / loupe cache …                the steps alone (with what they need first); same options as build
       loupe info [--json] [--workspace DIR]        the workspace summary: model, layer, FVU, dead latents, CEs, loss recovered
       loupe latent ID [--json] [--windows 10]      a latent's statistics, logit effects, neighbours and top windows

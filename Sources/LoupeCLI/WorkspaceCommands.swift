@@ -22,6 +22,16 @@ enum WorkspaceCommands {
         o.k = try a.int("--k", default: o.k, range: 1...1024)
         o.trainTokens = try a.int("--tokens", default: o.trainTokens, range: 1024...1_000_000_000)
         o.evalWindows = try a.int("--eval-windows", default: o.evalWindows, range: 1...100_000)
+        o.epochs = try a.int("--epochs", default: o.epochs, range: 1...100)
+        if a.flag("--skip") { o.skipConnection = true }
+        if a.flag("--no-skip") { o.skipConnection = false }
+        if let lr = try a.option("--lr") {
+            guard let v = Float(lr), v > 0, v < 1 else { throw UserError("--lr takes a learning rate such as 1e-3, not '\(lr)'") }
+            o.trainer.learningRate = v
+        }
+        o.trainer.auxkAlpha = Float(try a.double("--auxk-alpha", default: Double(o.trainer.auxkAlpha)))
+        o.trainer.deadThresholdTokens = try a.int("--dead-threshold", default: o.trainer.deadThresholdTokens, range: 1...Int.max)
+        o.trainer.batchRows = try a.int("--batch", default: o.trainer.batchRows, range: 2...1_000_000)
         o.transcoderDirectory = try a.option("--transcoder")
         if let t = o.transcoderDirectory, !FileManager.default.fileExists(atPath: (t as NSString).appendingPathComponent("cfg.json")) {
             throw UserError("--transcoder \(t): no cfg.json there (give the folder of one hookpoint, e.g. …/layers.15.mlp)")
