@@ -70,7 +70,7 @@ public final class Builder {
     @discardableResult
     public func run(_ steps: [Step] = Step.allCases) throws -> WorkspaceManifest {
         guard options.layer >= 0 && options.layer < model.config.layers else {
-            throw CorpusError("--layer \(options.layer) is outside the model's layers 0…\(model.config.layers - 1)")
+            throw EngineError("--layer \(options.layer) is outside the model's layers 0…\(model.config.layers - 1)")
         }
         var manifest = try openManifest()
         for step in steps {
@@ -102,7 +102,7 @@ public final class Builder {
                 && old.transcoderSource == fresh.transcoderSource && old.corpusSources == fresh.corpusSources {
                 return old
             }
-            throw CorpusError("\(workspace.directory.path) was built with other settings (layer \(old.layer), \(old.latents) latents, k \(old.k)); "
+            throw EngineError("\(workspace.directory.path) was built with other settings (layer \(old.layer), \(old.latents) latents, k \(old.k)); "
                 + "choose another folder with --workspace DIR or delete this one")
         }
         try workspace.save(fresh)
@@ -155,7 +155,7 @@ public final class Builder {
         if let source = options.transcoderDirectory {
             let t = try Transcoder.load(directory: source)
             guard t.d == model.config.dim else {
-                throw CorpusError("the transcoder in \(source) takes inputs of size \(t.d), but the model's hidden size is \(model.config.dim)")
+                throw EngineError("the transcoder in \(source) takes inputs of size \(t.d), but the model's hidden size is \(model.config.dim)")
             }
             try t.save(directory: target.path)
             reporter.note("using the transcoder from \(source) (\(t.m) latents, k \(t.config.k))")

@@ -102,7 +102,7 @@ enum LatentRecordCoding {
         try data.withUnsafeBytes { raw -> [LatentRecord] in
             var o = 0
             func need(_ n: Int) throws {
-                guard o + n <= raw.count else { throw CorpusError("\(file) is truncated; delete it and run `loupe cache` again") }
+                guard o + n <= raw.count else { throw EngineError("\(file) is truncated; delete it and run `loupe cache` again") }
             }
             func u32() throws -> Int { try need(4); defer { o += 4 }; return Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: o, as: UInt32.self))) }
             func f32() throws -> Float { try need(4); defer { o += 4 }; return Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: o, as: UInt32.self))) }
@@ -148,16 +148,16 @@ public struct LatentCache: Sendable {
     /// The record of one latent (reads its block file).
     public func record(_ latent: Int) throws -> LatentRecord {
         guard latent >= 0 && latent < manifest.latents else {
-            throw CorpusError("latent \(latent) does not exist (this workspace has latents 0…\(manifest.latents - 1))")
+            throw EngineError("latent \(latent) does not exist (this workspace has latents 0…\(manifest.latents - 1))")
         }
         let file = manifest.files[latent / manifest.blockSize]
         let url = directory.appendingPathComponent(file)
         guard let data = FileManager.default.contents(atPath: url.path) else {
-            throw CorpusError("\(url.path) is missing; run `loupe cache` to rebuild it")
+            throw EngineError("\(url.path) is missing; run `loupe cache` to rebuild it")
         }
         let records = try LatentRecordCoding.decodeAll(data, manifest: manifest, file: url.path)
         guard let r = records.first(where: { $0.latent == latent }) else {
-            throw CorpusError("\(url.path) lacks latent \(latent); delete it and run `loupe cache` again")
+            throw EngineError("\(url.path) lacks latent \(latent); delete it and run `loupe cache` again")
         }
         return r
     }
@@ -166,7 +166,7 @@ public struct LatentCache: Sendable {
     public func allRecords() throws -> [LatentRecord] {
         try manifest.files.flatMap { file -> [LatentRecord] in
             let url = directory.appendingPathComponent(file)
-            guard let data = FileManager.default.contents(atPath: url.path) else { throw CorpusError("\(url.path) is missing") }
+            guard let data = FileManager.default.contents(atPath: url.path) else { throw EngineError("\(url.path) is missing") }
             return try LatentRecordCoding.decodeAll(data, manifest: manifest, file: url.path)
         }
     }

@@ -69,7 +69,7 @@ public struct LatentCacheBuilder {
         for shard in store.manifest.shards {
             let url = codesDirectory.appendingPathComponent(shard.file.replacingOccurrences(of: ".f16", with: ".bin"))
             guard let data = FileManager.default.contents(atPath: url.path), data.count == shard.windows.count * L * k * 6 else {
-                throw CorpusError("latent codes \(url.path) are missing or incomplete; run `loupe cache` again")
+                throw EngineError("latent codes \(url.path) are missing or incomplete; run `loupe cache` again")
             }
             data.withUnsafeBytes { raw in
                 for r in 0..<shard.windows.count * L {

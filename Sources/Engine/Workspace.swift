@@ -32,7 +32,7 @@ public struct Workspace: Sendable {
 
     public func load() throws -> WorkspaceManifest {
         guard exists else {
-            throw CorpusError("no workspace at \(directory.path); build one with `loupe build`")
+            throw EngineError("no workspace at \(directory.path); build one with `loupe build`")
         }
         return try JSONFile.read(WorkspaceManifest.self, from: manifestURL)
     }
