@@ -80,7 +80,7 @@ public final class Builder {
             switch step {
             case .corpus: tokens = try buildCorpus(&manifest)
             case .activations: tokens = try buildActivations()
-            case .train: tokens = try train(manifest)
+            case .train: tokens = try train()
             case .cache: tokens = try buildCache()
             case .evaluate: tokens = try evaluate(&manifest)
             }
@@ -150,7 +150,7 @@ public final class Builder {
         return total
     }
 
-    func train(_ m: WorkspaceManifest) throws -> Int {
+    func train() throws -> Int {
         let target = workspace.transcoderDirectory(layer: options.layer)
         if let source = options.transcoderDirectory {
             let t = try Transcoder.load(directory: source)
@@ -200,7 +200,6 @@ public final class Builder {
         try trainer.transcoder.save(directory: target.path)
         try trainer.saveState(directory: state)
         reporter.end("train", summary: "\(plan.steps) steps of \(batch) tokens")
-        _ = m
         return plan.steps * batch
     }
 
@@ -275,12 +274,7 @@ public final class Builder {
             ce.append(total / Double(count))
             reporter.advance(held.manifest.shards.count + i + 1, detail: "cross-entropy: \(mode)")
         }
-        let cache = try LatentCache(directory: workspace.cacheDirectory)
-        var dead = 0
-        for file in cache.manifest.files {
-            let data = try Data(contentsOf: workspace.cacheDirectory.appendingPathComponent(file))
-            dead += try LatentRecordCoding.decodeAll(data, manifest: cache.manifest, file: file).filter { $0.count == 0 }.count
-        }
+        let dead = try LatentCache(directory: workspace.cacheDirectory).allRecords().filter { $0.count == 0 }.count
         m.evaluation = .init(fvu: sse / variance, deadFraction: Double(dead) / Double(tc.m), ceBase: ce[0], ceTranscoder: ce[1],
                              ceZeroAblation: ce[2], tokens: windows.count * corpus.windowLength)
         reporter.end("evaluate", summary: String(format: "FVU %.3f, dead %.1f%%, loss recovered %.3f", m.evaluation!.fvu,

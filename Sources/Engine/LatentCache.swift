@@ -151,23 +151,23 @@ public struct LatentCache: Sendable {
             throw EngineError("latent \(latent) does not exist (this workspace has latents 0…\(manifest.latents - 1))")
         }
         let file = manifest.files[latent / manifest.blockSize]
-        let url = directory.appendingPathComponent(file)
-        guard let data = FileManager.default.contents(atPath: url.path) else {
-            throw EngineError("\(url.path) is missing; run `loupe cache` to rebuild it")
-        }
-        let records = try LatentRecordCoding.decodeAll(data, manifest: manifest, file: url.path)
-        guard let r = records.first(where: { $0.latent == latent }) else {
-            throw EngineError("\(url.path) lacks latent \(latent); delete it and run `loupe cache` again")
+        guard let r = try records(in: file).first(where: { $0.latent == latent }) else {
+            throw EngineError("\(directory.appendingPathComponent(file).path) lacks latent \(latent); delete it and run `loupe cache` again")
         }
         return r
     }
 
     /// Every record, block by block.
     public func allRecords() throws -> [LatentRecord] {
-        try manifest.files.flatMap { file -> [LatentRecord] in
-            let url = directory.appendingPathComponent(file)
-            guard let data = FileManager.default.contents(atPath: url.path) else { throw EngineError("\(url.path) is missing") }
-            return try LatentRecordCoding.decodeAll(data, manifest: manifest, file: url.path)
+        try manifest.files.flatMap(records(in:))
+    }
+
+    /// The records of one block file.
+    func records(in file: String) throws -> [LatentRecord] {
+        let url = directory.appendingPathComponent(file)
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw EngineError("\(url.path) is missing; run `loupe cache` to rebuild it")
         }
+        return try LatentRecordCoding.decodeAll(data, manifest: manifest, file: url.path)
     }
 }
