@@ -32,7 +32,7 @@ let package = Package(
         .testTarget(name: "TranscoderTests", dependencies: ["Transcoder", "Kernels", "Formats"],
                     resources: [.copy("Fixtures")], swiftSettings: native),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Tokenizer"]),
-        .testTarget(name: "ModelTests", dependencies: ["Model", "Formats", "Tokenizer", "LoupeCLI"],
+        .testTarget(name: "ModelTests", dependencies: ["Model", "Formats", "Tokenizer", "Engine", "LoupeCLI"],
                     resources: [.copy("Golden")]),
     ]
 )

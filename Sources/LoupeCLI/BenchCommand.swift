@@ -1,3 +1,4 @@
+import Engine
 import Foundation
 import Kernels
 import Model
@@ -24,7 +25,7 @@ enum BenchCommand {
         guard what == ["forward"] else { throw UserError("bench: say what to measure: `loupe bench forward` (got \(what))") }
         Parallel.threads = threads
 
-        let s = try Session(modelPath: modelPath, batch: min(tokens, 512))
+        let s = try Session(modelPath: modelPath, batch: min(tokens, 512), progress: Console.progress)
         var ids = s.tokenizer.encode(text)
         while ids.count < tokens { ids += ids }
         ids = Array(ids.prefix(tokens))

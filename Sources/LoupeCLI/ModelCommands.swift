@@ -1,3 +1,4 @@
+import Engine
 import Foundation
 import Kernels
 import Model
@@ -9,7 +10,7 @@ enum ModelCommands {
         let json = a.flag("--json")
         let modelPath = try a.option("--model")
         let text = try a.text()
-        let s = try Session(modelPath: modelPath)
+        let s = try Session(modelPath: modelPath, progress: Console.progress)
         let ids = s.tokenizer.encode(text)
         if json {
             Console.print(JSON.object([("ids", .array(ids.map { .int($0) })),
@@ -34,7 +35,7 @@ enum ModelCommands {
             text = String(decoding: data, as: UTF8.self)
         default: throw UserError("loss: give exactly one of --text TEXT or --file F")
         }
-        let s = try Session(modelPath: modelPath)
+        let s = try Session(modelPath: modelPath, progress: Console.progress)
         let ids = s.tokenizer.encode(text)
         guard ids.count >= 2 else { throw UserError("loss: the text has \(ids.count) token(s); at least 2 are needed to predict one") }
         guard ids.count <= s.model.config.contextLength else {
@@ -54,7 +55,7 @@ enum ModelCommands {
         let modelPath = try a.option("--model")
         let top = try a.int("--top", default: 10, range: 1...1000)
         let text = try a.text()
-        let s = try Session(modelPath: modelPath)
+        let s = try Session(modelPath: modelPath, progress: Console.progress)
         let ids = s.tokenizer.encode(text)
         guard !ids.isEmpty else { throw UserError("next: the text is empty") }
         let logits = try s.model.lastLogits(ids, cache: s.model.makeCache(capacity: ids.count))
@@ -78,7 +79,7 @@ enum ModelCommands {
         let temperature = try a.double("--temperature", default: 0)
         let seed = try a.int("--seed", default: 0, range: 0...Int.max)
         let text = try a.text()
-        let s = try Session(modelPath: modelPath)
+        let s = try Session(modelPath: modelPath, progress: Console.progress)
         var prompt = text
         if chat {
             guard let template = s.chat else { throw UserError("generate: this model has no ChatML chat template; run without --chat") }

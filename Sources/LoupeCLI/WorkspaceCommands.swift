@@ -47,7 +47,7 @@ enum WorkspaceCommands {
         let ws = try workspace(&a)
         let opts = try options(&a)
         _ = try a.positionals()
-        let session = try Session(modelPath: modelPath)
+        let session = try Session(modelPath: modelPath, progress: Console.progress)
         let reporter = ProgressBar()
         let builder = Builder(workspace: ws, model: session.model, tokenizer: session.tokenizer, modelPath: session.path,
                               options: opts, reporter: reporter)

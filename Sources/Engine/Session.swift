@@ -1,4 +1,3 @@
-import Engine
 import Formats
 import Foundation
 import Kernels
@@ -15,7 +14,7 @@ public final class Session: @unchecked Sendable {
     public let loadSeconds: Double
 
     /// Loads `path` (or the default model, fetching it on first use).
-    public init(modelPath: String?, batch: Int = 256, progress: (String) -> Void = Console.progress) throws {
+    public init(modelPath: String?, batch: Int = 256, progress: (String) -> Void = { _ in }) throws {
         path = try ModelFetch.resolve(modelPath, progress: progress)
         let start = Clock.now
         let gguf = try GGUFFile(path: path)
