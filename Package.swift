@@ -23,7 +23,9 @@ let package = Package(
         .target(name: "Model", dependencies: ["Kernels", "Formats", "Tokenizer"], swiftSettings: native),
         .target(name: "Transcoder", dependencies: ["Kernels", "Formats"], swiftSettings: native),
         .target(name: "Engine", dependencies: ["Model", "Transcoder", "Formats", "Tokenizer", "Kernels"], swiftSettings: native),
-        .target(name: "LoupeCLI", dependencies: ["Engine", "Model", "Formats", "Tokenizer", "Kernels", "Terminal"]),
+        // engine → explorer (screens, key bindings, run loop; talks to the engine through EngineClient).
+        .target(name: "Explorer", dependencies: ["Terminal", "Engine", "Tokenizer", "Formats"]),
+        .target(name: "LoupeCLI", dependencies: ["Engine", "Model", "Formats", "Tokenizer", "Kernels", "Terminal", "Explorer"]),
         .executableTarget(name: "loupe", dependencies: ["LoupeCLI"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"], swiftSettings: native),
         .testTarget(name: "FormatsTests", dependencies: ["Formats"]),
@@ -32,6 +34,8 @@ let package = Package(
         .testTarget(name: "TranscoderTests", dependencies: ["Transcoder", "Kernels", "Formats"],
                     resources: [.copy("Fixtures")], swiftSettings: native),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Tokenizer"]),
+        .testTarget(name: "TerminalTests", dependencies: ["Terminal"]),
+        .testTarget(name: "ExplorerTests", dependencies: ["Explorer", "Terminal", "Engine"], exclude: ["Snapshots"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Formats", "Tokenizer", "Engine", "LoupeCLI"],
                     resources: [.copy("Golden")]),
     ]

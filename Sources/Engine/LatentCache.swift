@@ -163,7 +163,7 @@ public struct LatentCache: Sendable {
     }
 
     /// The records of one block file.
-    func records(in file: String) throws -> [LatentRecord] {
+    public func records(in file: String) throws -> [LatentRecord] {
         let url = directory.appendingPathComponent(file)
         guard let data = FileManager.default.contents(atPath: url.path) else {
             throw EngineError("\(url.path) is missing; run `loupe cache` to rebuild it")

@@ -2,6 +2,7 @@ import Engine
 import Formats
 import Foundation
 import Model
+import Terminal
 import Tokenizer
 
 /// The `loupe` command: dispatch to subcommands, print one-line errors, return the exit status.
@@ -10,6 +11,8 @@ public enum LoupeCLI {
     loupe — explore the sparse latents of a language model in the terminal
 
     USAGE
+      loupe [--theme NAME] [--no-color]           open the explorer on the default workspace (offers to build it)
+      loupe open DIR [--theme NAME] [--no-color]   open the explorer on another workspace
       loupe fetch [--json]                         get SmolLM2-135M-Instruct into data/models (idempotent)
       loupe tokenize [--json] TEXT                 → {"ids": [...], "tokens": [...]}
       loupe loss [--json] (--text TEXT | --file F) → {"tokens": N, "mean_ce": X}
@@ -21,6 +24,8 @@ public enum LoupeCLI {
       loupe train … / loupe cache …                the steps alone (with what they need first); same options as build
       loupe info [--json] [--workspace DIR]        the workspace summary: model, layer, FVU, dead latents, CEs, loss recovered
       loupe latent ID [--json] [--windows 10]      a latent's statistics, logit effects, neighbours and top windows
+      loupe explanations show LATENT | set LATENT TEXT | export [FILE] [--delphi DIR [--module M]] | import FILE|DIR [--module M]
+                                                   a workspace's explanations: history, JSON {"latent": "text"} or delphi files
       loupe help
 
     Every model command takes --model PATH to use another Llama-family GGUF file; without it the
@@ -29,9 +34,13 @@ public enum LoupeCLI {
 
     /// Runs one command line (without the program name) and returns the exit status.
     public static func run(_ arguments: [String]) -> Int32 {
-        guard let name = arguments.first else {
-            // The explorer will open here; until then, set up and show what can be done.
-            do { try ModelFetch.ensureDefault(progress: Console.progress) } catch {
+        guard let name = arguments.first, !name.hasPrefix("--") || name == "--help" else {
+            // No command: the explorer, on a terminal; elsewhere (scripts, CI) set up and show the usage.
+            var a = Arguments(arguments, command: "loupe")
+            do {
+                if Terminal.isInteractive && isatty(STDIN_FILENO) != 0 { try ExplorerCommand.open(&a); return 0 }
+                try ModelFetch.ensureDefault(progress: Console.progress)
+            } catch {
                 Console.error(describe(error))
                 return 1
             }
@@ -41,6 +50,7 @@ public enum LoupeCLI {
         var a = Arguments(Array(arguments.dropFirst()), command: name)
         do {
             switch name {
+            case "open": try ExplorerCommand.open(&a)
             case "help", "--help", "-h": Console.print(usage)
             case "fetch": try fetch(&a)
             case "tokenize": try ModelCommands.tokenize(&a)
@@ -53,6 +63,7 @@ public enum LoupeCLI {
             case "cache": try WorkspaceCommands.build(&a, steps: [.corpus, .activations, .train, .cache])
             case "info": try WorkspaceCommands.info(&a)
             case "latent": try WorkspaceCommands.latent(&a)
+            case "explanations": try ExplanationCommands.run(&a)
             default: throw UserError("unknown command '\(name)'; run `loupe help` for the list")
             }
             return 0

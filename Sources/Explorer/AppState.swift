@@ -1,0 +1,144 @@
+import Engine
+import Terminal
+
+public enum ScreenKind: String, Sendable { case welcome, latents, latent, lab }
+
+/// The list's columns, in the order `s` cycles them.
+public enum SortColumn: String, CaseIterable, Sendable { case id, density, max, score, explanation }
+
+/// The Latents screen: which rows show, in what order, and which is selected.
+public struct ListState: Sendable {
+    public var sort: SortColumn = .density
+    public var descending = true
+    public var filter = ""
+    public var hideDead = false
+    public var search = ""
+    /// Latent ids in display order (after filter and sort).
+    public var rows: [Int] = []
+    public var selected = 0
+    public var top = 0
+}
+
+/// The Latent screen.
+public struct LatentState: Sendable {
+    public enum Focus: Sendable { case windows, neighbours }
+    public var latent: Int
+    public var record: LatentRecord?
+    public var focus: Focus = .windows
+    public var window = 0
+    public var token: Int?
+    public var neighbour = 0
+    /// First document line shown.
+    public var scroll = 0
+    /// The explanation being edited, if any.
+    public var editor: LineEditor?
+
+    public init(latent: Int) { self.latent = latent }
+}
+
+/// The Context lab.
+public struct LabState: Sendable {
+    public var editor = LineEditor("", keepsNewlines: true)
+    public var editing = true
+    public var analysis: ContextAnalysis?
+    /// The id of the last text sent for analysis, and of the one shown.
+    public var requested = 0
+    public var shown = 0
+    /// When the text last changed (for running the analysis after a pause in typing).
+    public var changedAt: Double?
+    public var token = 0
+    /// Index into the selected token's latents.
+    public var choice = 0
+    /// The latent whose heat is drawn over the text.
+    public var latent: Int?
+}
+
+/// A one-line prompt in the status line.
+public struct Prompt: Sendable {
+    public enum Kind: Sendable, Equatable { case filter, search, jump, export, importFile, confirmQuit }
+    public var kind: Kind
+    public var editor: LineEditor
+
+    public var label: String {
+        switch kind {
+        case .filter: return "filter: "
+        case .search: return "/"
+        case .jump: return "latent id: "
+        case .export: return "export explanations to: "
+        case .importFile: return "import explanations from: "
+        case .confirmQuit: return "An explanation is being edited. Quit and keep it as a draft? (y/n) "
+        }
+    }
+}
+
+/// The history overlay of one latent's explanation.
+public struct HistoryState: Sendable {
+    public var latent: Int
+    public var versions: [ExplanationVersion]
+    public var selected: Int
+}
+
+/// A message in the status line.
+public struct Message: Equatable, Sendable {
+    public var text: String
+    public var isError: Bool
+}
+
+/// Everything the interface shows: a value. Keys and engine events change it (App); screens
+/// are drawn from it.
+public struct AppState: Sendable {
+    public var width: Int
+    public var height: Int
+    public var screen: ScreenKind = .latents
+    public var previous: [ScreenKind] = []
+    public var workspacePath: String
+    public var info: WorkspaceInfo?
+    public var summaries: [LatentSummary] = []
+    public var vocabulary: Vocabulary?
+    public var explanations: [Int: ExplanationVersion] = [:]
+    /// Unsaved explanation edits, kept when an edit is cancelled or the latent is left.
+    public var drafts: [Int: String] = [:]
+    public var list = ListState()
+    public var latent: LatentState?
+    public var lab = LabState()
+    public var prompt: Prompt?
+    public var history: HistoryState?
+    public var showHelp = false
+    public var helpScroll = 0
+    public var job: JobProgress?
+    public var message: Message?
+    public var loading = true
+    public var missingWorkspace = false
+    public var raw = false
+    /// The terminal shows no colour (NO_COLOR or a monochrome terminal): heat gets intensity rows.
+    public var noColor = false
+    public var themes: [String]
+    public var themeIndex = 0
+    public var quit = false
+
+    public init(width: Int, height: Int, workspacePath: String, themes: [String] = ["dark"], themeIndex: Int = 0) {
+        self.width = width
+        self.height = height
+        self.workspacePath = workspacePath
+        self.themes = themes.isEmpty ? ["dark"] : themes
+        self.themeIndex = themeIndex
+    }
+
+    public var themeName: String { themes[themeIndex % themes.count] }
+
+    /// The bindings that apply now.
+    public var context: BindingContext {
+        if history != nil { return .history }
+        switch screen {
+        case .welcome: return .welcome
+        case .latents: return .latents
+        case .latent: return .latent
+        case .lab: return .lab
+        }
+    }
+
+    public func summary(_ latent: Int) -> LatentSummary? {
+        latent >= 0 && latent < summaries.count && summaries[latent].latent == latent
+            ? summaries[latent] : summaries.first { $0.latent == latent }
+    }
+}

@@ -1,0 +1,92 @@
+import Engine
+import Foundation
+
+/// What the explorer knows of the open workspace (a value; the engine sends it once opened).
+public struct WorkspaceInfo: Equatable, Sendable {
+    public var path: String
+    public var name: String
+    public var model: String
+    public var layer: Int
+    public var latents: Int
+    public var k: Int
+    public var trainTokens: Int
+    public var fvu: Double?
+    public var lossRecovered: Double?
+
+    public init(path: String, name: String, model: String, layer: Int, latents: Int, k: Int, trainTokens: Int,
+                fvu: Double? = nil, lossRecovered: Double? = nil) {
+        self.path = path; self.name = name; self.model = model; self.layer = layer; self.latents = latents; self.k = k
+        self.trainTokens = trainTokens; self.fvu = fvu; self.lossRecovered = lossRecovered
+    }
+}
+
+/// Every token's text, as decoded bytes (invalid UTF-8 already made safe), and which are special.
+public struct Vocabulary: Sendable {
+    public var texts: [String]
+    public var special: Set<Int>
+
+    public init(texts: [String], special: Set<Int>) { self.texts = texts; self.special = special }
+
+    public func text(_ id: Int) -> String { id >= 0 && id < texts.count ? texts[id] : "<\(id)>" }
+}
+
+/// A long job the engine is running, for the status line.
+public struct JobProgress: Equatable, Sendable {
+    public var title: String
+    public var done: Double
+    public var total: Double
+    public var unit: String
+    /// Seconds left, when the rate is known.
+    public var eta: Double?
+    public var detail: String
+
+    public init(title: String, done: Double, total: Double, unit: String = "", eta: Double? = nil, detail: String = "") {
+        self.title = title; self.done = done; self.total = total; self.unit = unit; self.eta = eta; self.detail = detail
+    }
+
+    public var fraction: Double { total > 0 ? min(1, max(0, done / total)) : 0 }
+}
+
+/// What the interface asks of the engine. Requests never block the interface: answers come back
+/// later as events.
+public enum EngineRequest: Equatable, Sendable {
+    /// Open the workspace: info, latent summaries, explanations, the vocabulary.
+    case open
+    /// Build the workspace (the first-run path), then open it.
+    case build
+    case latent(Int)
+    /// Run model + transcoder on a text; `id` tells answers to old texts apart.
+    case analyze(id: Int, text: String)
+    case saveExplanation(latent: Int, text: String)
+    case revertExplanation(latent: Int, versionID: Int)
+    case history(latent: Int)
+    case exportExplanations(path: String)
+    case importExplanations(path: String)
+    /// Stop the running job at its next safe point.
+    case cancel
+}
+
+/// What the engine tells the interface.
+public enum EngineEvent: Sendable {
+    case opened(WorkspaceInfo, [LatentSummary])
+    case vocabulary(Vocabulary)
+    case explanations([Int: ExplanationVersion])
+    /// There is no workspace there yet.
+    case missingWorkspace(path: String)
+    case latent(LatentRecord)
+    case analysis(id: Int, ContextAnalysis)
+    case saved(ExplanationVersion)
+    case history(latent: Int, [ExplanationVersion])
+    /// The running job's progress, or nil when the engine is idle again.
+    case progress(JobProgress?)
+    case notice(String)
+    case failure(String)
+}
+
+/// The interface's handle on the engine: it sends requests and collects events, never waiting.
+/// `LiveEngine` runs the real engine on its own thread; tests use a deterministic fake.
+public protocol EngineClient: AnyObject, Sendable {
+    func send(_ request: EngineRequest)
+    /// Events that arrived since the last call, oldest first.
+    func drain() -> [EngineEvent]
+}

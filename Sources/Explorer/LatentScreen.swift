@@ -1,0 +1,236 @@
+import Engine
+import Foundation
+import Terminal
+
+/// One latent: statistics, explanation (edited in place), histogram, logit effects, neighbours,
+/// and its top and quantile-sampled windows as per-token heatmaps with a token cursor.
+enum LatentScreen {
+    /// A line of the scrolling part: a heading, or a line of a window's tokens (or its intensity row).
+    enum DocLine: Equatable {
+        case heading(String)
+        case tokens(window: Int, line: Int)
+        case intensity(window: Int, line: Int)
+    }
+
+    struct Layout {
+        var header: Int
+        var docTop: Int
+        var docHeight: Int
+        var doc: [DocLine]
+        var flows: [TokenFlow]
+        /// First doc line of each window.
+        var windowStart: [Int]
+        var windowEnd: [Int]
+    }
+
+    static let gutter = 7
+
+    static func headerLines(height: Int) -> Int { height >= 24 ? 7 : 6 }
+
+    static func texts(_ w: LatentWindow, _ v: Vocabulary?) -> [String] {
+        w.tokens.map { v?.text($0) ?? "#\($0)" }
+    }
+
+    static func layout(_ l: LatentState, _ state: AppState, width: Int) -> Layout {
+        let bodyTop = 1, bodyHeight = state.height - 2
+        let header = headerLines(height: state.height)
+        var doc: [DocLine] = []
+        var flows: [TokenFlow] = []
+        var starts: [Int] = [], ends: [Int] = []
+        let windows = l.record?.windows ?? []
+        let noColor = state.noColor
+        for (i, w) in windows.enumerated() {
+            if i == 0 && w.kind == 0 { doc.append(.heading("top-activating windows")) }
+            if w.kind > 0 && (i == 0 || windows[i - 1].kind == 0) {
+                doc.append(.heading("quantile-sampled windows (q1 weakest … q10 strongest)"))
+            }
+            let flow = TokenFlow(texts: texts(w, state.vocabulary), width: width - gutter - 1, raw: state.raw, breakOnNewline: false)
+            starts.append(doc.count)
+            for line in flow.lines.indices {
+                doc.append(.tokens(window: i, line: line))
+                if noColor { doc.append(.intensity(window: i, line: line)) }
+            }
+            ends.append(doc.count)
+            flows.append(flow)
+        }
+        return Layout(header: header, docTop: bodyTop + header, docHeight: max(1, bodyHeight - header - 1), doc: doc,
+                      flows: flows, windowStart: starts, windowEnd: ends)
+    }
+
+    static func scroll(toShowWindow i: Int, _ l: LatentState, _ state: AppState, width: Int) -> Int {
+        let lay = layout(l, state, width: width)
+        guard lay.windowStart.indices.contains(i) else { return l.scroll }
+        var s = l.scroll
+        let start = i == 0 ? 0 : lay.windowStart[i], end = lay.windowEnd[i]
+        if start < s { s = start }
+        if end > s + lay.docHeight { s = min(start, end - lay.docHeight) }
+        return max(s, 0)
+    }
+
+    static func maxScroll(_ l: LatentState, _ state: AppState, width: Int) -> Int {
+        let lay = layout(l, state, width: width)
+        return max(0, lay.doc.count - lay.docHeight)
+    }
+
+    static func firstWindow(atOrBelow line: Int, _ l: LatentState, _ state: AppState, width: Int) -> Int {
+        let lay = layout(l, state, width: width)
+        return lay.windowStart.firstIndex { $0 >= line } ?? max(lay.windowStart.count - 1, 0)
+    }
+
+    enum Hit: Equatable { case token(window: Int, token: Int), neighbour(Int) }
+
+    static func hit(x: Int, y: Int, _ l: LatentState, _ state: AppState, width: Int) -> Hit? {
+        let lay = layout(l, state, width: width)
+        if y == 1 + neighbourRow(state), let record = l.record {
+            for (i, r) in neighbourRanges(record).enumerated() where r.contains(x) { return .neighbour(i) }
+            return nil
+        }
+        let docLine = y - lay.docTop + l.scroll
+        guard y >= lay.docTop, y < lay.docTop + lay.docHeight, lay.doc.indices.contains(docLine) else { return nil }
+        if case .tokens(let w, let line) = lay.doc[docLine], let t = lay.flows[w].token(atLine: line, x: x - gutter) {
+            return .token(window: w, token: t)
+        }
+        return nil
+    }
+
+    static func neighbourRow(_ state: AppState) -> Int { headerLines(height: state.height) - 2 }
+
+    static let neighbourLabel = "neighbours  "
+
+    static func neighbourRanges(_ r: LatentRecord) -> [Range<Int>] {
+        var x = 1 + neighbourLabel.count
+        return r.neighbours.map { n in
+            let w = neighbourText(n).count
+            defer { x += w + 2 }
+            return x..<x + w
+        }
+    }
+
+    static func neighbourText(_ n: (latent: Int, cosine: Float)) -> String { String(format: "%d (%.2f)", n.latent, n.cosine) }
+
+    static func render(_ state: AppState, into c: inout Canvas, in r: Rect, palette: Palette) {
+        guard let l = state.latent else { return }
+        let text = palette.style(.text), dim = palette.style(.dim), accent = palette.style(.accent)
+        var y = r.y
+        guard let record = l.record else {
+            c.put("Latent \(l.latent)", x: 1, y: y, style: accent)
+            c.put("loading…", x: 1, y: y + 2, style: dim)
+            return
+        }
+        let summaryText = state.summary(l.latent).map { " fires on \(Format.percent($0.density)) of training tokens (\(Format.grouped($0.count)))" }
+            ?? " fires on \(Format.grouped(record.count)) training tokens"
+        var x = c.put("Latent \(l.latent)", x: 1, y: y, style: accent)
+        x = c.put(" ·" + summaryText + " · max \(Format.value(record.max)) · mean \(Format.value(record.mean))", x: x, y: y, style: text, maxWidth: r.width - x)
+        y += 1
+
+        // Explanation, or its editor in place.
+        x = c.put("explanation ", x: 1, y: y, style: dim)
+        if let editor = l.editor {
+            let room = r.width - x - 1
+            c.fill(x: x, y: y, width: room, height: 1, style: palette.style(.selection))
+            let (shown, cursor) = editor.visible(width: room)
+            c.put(shown, x: x, y: y, style: palette.style(.selection))
+            c.cursor = (x + cursor, y)
+        } else if let e = state.explanations[l.latent] {
+            let stamp = "  v\(e.id) · \(e.source) · " + timeStamp(e.time)
+            let room = r.width - x - 1
+            let sw = DisplayWidth.of(stamp)
+            let textRoom = sw + 20 < room ? room - sw : room
+            let end = c.put(DisplayWidth.fit(e.text, columns: min(DisplayWidth.of(e.text), textRoom)), x: x, y: y, style: text.with(bold: true))
+            if textRoom < room { c.put(stamp, x: end, y: y, style: dim) }
+        } else {
+            let hint = state.drafts[l.latent] != nil ? "(an unsaved draft — e to continue it)" : "(none yet — e writes one)"
+            c.put(hint, x: x, y: y, style: dim)
+        }
+        y += 1
+
+        // Histogram of the non-zero activations, 0 … max.
+        x = c.put("histogram   ", x: 1, y: y, style: dim)
+        let peak = max(record.histogram.max() ?? 1, 1)
+        let bars = Array(" ▁▂▃▄▅▆▇█")
+        let hist = String(record.histogram.map { $0 == 0 ? " " : bars[max(1, Int((Double($0) / Double(peak) * 8).rounded()))] })
+        x = c.put(hist, x: x, y: y, style: accent, maxWidth: r.width - x)
+        c.put("  0 … \(Format.value(record.max)), tallest bar \(Format.grouped(peak))", x: x, y: y, style: dim, maxWidth: r.width - x)
+        y += 1
+
+        func tokenList(_ items: [(id: Int, logit: Float)]) -> String {
+            items.map { TokenText.shown(state.vocabulary?.text($0.id) ?? "#\($0.id)", raw: true) + String(format: " %+.2f", $0.logit) }
+                .joined(separator: "  ")
+        }
+        if headerLines(height: state.height) == 7 {
+            x = c.put("promotes    ", x: 1, y: y, style: dim)
+            c.put(tokenList(record.promoted), x: x, y: y, style: palette.style(.good), maxWidth: r.width - x - 1)
+            y += 1
+            x = c.put("suppresses  ", x: 1, y: y, style: dim)
+            c.put(tokenList(record.suppressed), x: x, y: y, style: palette.style(.bad), maxWidth: r.width - x - 1)
+            y += 1
+        } else {
+            x = c.put("logits      ↑ ", x: 1, y: y, style: dim)
+            let half = (r.width - x) / 2
+            c.put(tokenList(record.promoted), x: x, y: y, style: palette.style(.good), maxWidth: half - 3)
+            x = c.put("↓ ", x: x + half - 1, y: y, style: dim)
+            c.put(tokenList(record.suppressed), x: x, y: y, style: palette.style(.bad), maxWidth: r.width - x - 1)
+            y += 1
+        }
+
+        // Neighbours (by decoder direction), selectable.
+        c.put(neighbourLabel, x: 1, y: y, style: dim)
+        for (i, (n, range)) in zip(record.neighbours, neighbourRanges(record)).enumerated() where range.upperBound < r.width {
+            let selected = l.focus == .neighbours && i == l.neighbour
+            c.put(neighbourText(n), x: range.lowerBound, y: y, style: selected ? palette.style(.selection) : text.with(underline: l.focus == .neighbours))
+        }
+        y += 1
+
+        // The rule above the windows carries what the token under the cursor is.
+        let lay = layout(l, state, width: r.width)
+        c.put(String(repeating: "─", count: r.width), x: 0, y: y, style: palette.style(.border))
+        if let w = record.windows[safe: l.window] {
+            let t = min(l.token ?? w.focus, w.tokens.count - 1)
+            let tokenText = TokenText.shown(state.vocabulary?.text(w.tokens[t]) ?? "#\(w.tokens[t])", raw: true)
+            let a = w.activations[t]
+            let kind = w.kind == 0 ? "top" : "q\(w.kind)"
+            let info = " window \(l.window + 1)/\(record.windows.count) (\(kind)) · token \(t + 1) “\(tokenText)” id \(w.tokens[t]) · "
+                + (a > 0 ? "activation \(Format.value(a)) (\(Int((a / max(record.max, 1e-9) * 100).rounded()))% of max)" : "does not fire") + " "
+            c.put(info, x: 2, y: y, style: text, maxWidth: r.width - 4)
+        }
+
+        // The windows, scrolled.
+        let maxValue = Double(max(record.max, 1e-9))
+        let special = { (w: Int) in { (t: Int) in state.vocabulary?.special.contains(record.windows[w].tokens[t]) ?? false } }
+        for row in 0..<lay.docHeight {
+            let i = l.scroll + row
+            guard lay.doc.indices.contains(i) else { break }
+            let yy = lay.docTop + row
+            switch lay.doc[i] {
+            case .heading(let h):
+                c.put("  " + h, x: 0, y: yy, style: dim.with(bold: true), maxWidth: r.width)
+            case .tokens(let wi, let line):
+                let w = record.windows[wi]
+                let selected = wi == l.window && l.focus == .windows
+                if line == 0 {
+                    let label = w.kind == 0 ? "top \(wi + 1)" : "q\(w.kind)"
+                    c.put((selected ? "▶" : " ") + label, x: 0, y: yy, style: selected ? accent : dim, maxWidth: gutter - 1)
+                } else if selected {
+                    c.put("│", x: 0, y: yy, style: accent)
+                }
+                lay.flows[wi].draw(line: line, into: &c, x: gutter, y: yy, width: r.width - gutter - 1, palette: palette,
+                                   heat: { Double(w.activations[$0]) / maxValue }, marked: w.focus,
+                                   cursor: selected ? (l.token ?? w.focus) : nil, special: special(wi), raw: state.raw)
+            case .intensity(let wi, let line):
+                let w = record.windows[wi]
+                lay.flows[wi].drawIntensity(line: line, into: &c, x: gutter, y: yy, width: r.width - gutter - 1, style: dim,
+                                            heat: { Double(w.activations[$0]) / maxValue })
+            }
+        }
+        if record.windows.isEmpty {
+            c.put("  this latent never fired on the training tokens, so it has no windows", x: 0, y: lay.docTop, style: dim)
+        }
+    }
+
+    static func timeStamp(_ d: Date) -> String {
+        let f = DateFormatter()
+        f.dateFormat = "yyyy-MM-dd HH:mm"
+        f.timeZone = TimeZone(identifier: "UTC")
+        return f.string(from: d) + " UTC"
+    }
+}

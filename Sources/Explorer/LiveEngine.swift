@@ -1,0 +1,262 @@
+import Engine
+import Foundation
+import Formats
+import Tokenizer
+
+/// The real engine on its own thread. Requests queue up (a newer analysis or latent replaces an
+/// older one still waiting); answers go into an inbox the run loop drains each frame. The model
+/// is loaded only when a request needs it (the lab, a build).
+public final class LiveEngine: EngineClient, @unchecked Sendable {
+    let workspace: Workspace
+    let modelPath: String?
+    let buildOptions: BuildOptions
+    private let lock = NSCondition()
+    private var queue: [EngineRequest] = []
+    private var inbox: [EngineEvent] = []
+    private var stopping = false
+    private var cancelled = false
+    private var thread: Thread?
+
+    // Owned by the engine thread only.
+    private var cache: LatentCache?
+    private var blocks: [(file: String, records: [LatentRecord])] = []
+    private var store: ExplanationStore?
+    private var session: Session?
+    private var analyzer: ContextAnalyzer?
+
+    public init(workspace: Workspace, modelPath: String? = nil, buildOptions: BuildOptions = BuildOptions()) {
+        self.workspace = workspace
+        self.modelPath = modelPath
+        self.buildOptions = buildOptions
+        let t = Thread { [weak self] in self?.loop() }
+        t.name = "loupe-engine"
+        t.stackSize = 8 << 20
+        thread = t
+        t.start()
+    }
+
+    deinit { stop() }
+
+    public func stop() {
+        lock.lock()
+        stopping = true
+        cancelled = true
+        lock.signal()
+        lock.unlock()
+    }
+
+    public func send(_ request: EngineRequest) {
+        lock.lock()
+        defer { lock.signal(); lock.unlock() }
+        switch request {
+        case .cancel:
+            cancelled = true
+        case .analyze:
+            queue.removeAll { if case .analyze = $0 { return true } else { return false } }
+            queue.append(request)
+        case .latent:
+            queue.removeAll { if case .latent = $0 { return true } else { return false } }
+            queue.append(request)
+        default:
+            queue.append(request)
+        }
+    }
+
+    public func drain() -> [EngineEvent] {
+        lock.lock()
+        defer { lock.unlock() }
+        let out = inbox
+        inbox.removeAll()
+        return out
+    }
+
+    func post(_ event: EngineEvent) {
+        lock.lock()
+        inbox.append(event)
+        lock.unlock()
+    }
+
+    var isCancelled: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return cancelled
+    }
+
+    private func loop() {
+        while true {
+            lock.lock()
+            while queue.isEmpty && !stopping { lock.wait() }
+            if stopping { lock.unlock(); return }
+            let request = queue.removeFirst()
+            cancelled = false
+            lock.unlock()
+            do {
+                try handle(request)
+            } catch {
+                post(.progress(nil))
+                post(.failure(String(describing: error)))
+            }
+        }
+    }
+
+    private func handle(_ request: EngineRequest) throws {
+        switch request {
+        case .open: try open()
+        case .build: try build()
+        case .latent(let id): post(.latent(try record(id)))
+        case .analyze(let id, let text):
+            if analyzer == nil {
+                post(.progress(JobProgress(title: "loading the model", done: 0, total: 1)))
+                analyzer = try ContextAnalyzer(session: try loadSession(), workspace: workspace)
+                post(.progress(nil))
+            }
+            post(.analysis(id: id, try analyzer!.analyze(text)))
+        case .saveExplanation(let latent, let text):
+            post(.saved(try explanations().save(latent: latent, text: text, source: "user")))
+        case .revertExplanation(let latent, let versionID):
+            let v = try explanations().revert(latent: latent, to: versionID)
+            post(.saved(v))
+            post(.notice("latent \(latent): reverted to the text of version \(versionID) (saved as version \(v.id))"))
+        case .history(let latent):
+            post(.history(latent: latent, try explanations().history(latent)))
+        case .exportExplanations(let path):
+            let url = URL(fileURLWithPath: (path as NSString).expandingTildeInPath)
+            let n = try explanations().exportJSON(to: url)
+            post(.notice("exported \(n) explanation\(n == 1 ? "" : "s") to \(url.path)"))
+        case .importExplanations(let path):
+            let url = URL(fileURLWithPath: (path as NSString).expandingTildeInPath)
+            var isDir: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) else {
+                throw EngineError("\(url.path) does not exist; give a JSON file ({\"<latent id>\": \"text\"}) or a delphi explanations folder")
+            }
+            let store = try explanations()
+            let n = isDir.boolValue ? try store.importDelphi(from: url) : try store.importJSON(from: url)
+            post(.explanations(store.allCurrent()))
+            post(.notice("imported \(n) explanation\(n == 1 ? "" : "s") from \(url.path)"))
+        case .cancel: break
+        }
+    }
+
+    private func open() throws {
+        guard workspace.exists else {
+            post(.missingWorkspace(path: workspace.directory.path))
+            return
+        }
+        let manifest = try workspace.load()
+        guard FileManager.default.fileExists(atPath: workspace.cacheDirectory.appendingPathComponent("cache.json").path) else {
+            throw EngineError("the workspace at \(workspace.directory.path) has no latent cache yet; finish it with `loupe build --workspace \(workspace.directory.path)`")
+        }
+        let cache = try LatentCache(directory: workspace.cacheDirectory)
+        self.cache = cache
+        let summaries = try LatentIndex.load(cache: cache)
+        let info = WorkspaceInfo(path: workspace.directory.path, name: workspace.directory.lastPathComponent, model: manifest.model,
+                                 layer: manifest.layer, latents: manifest.latents, k: manifest.k, trainTokens: manifest.trainTokens,
+                                 fvu: manifest.evaluation?.fvu, lossRecovered: manifest.evaluation?.lossRecovered)
+        post(.opened(info, summaries))
+        post(.explanations(try explanations().allCurrent()))
+        post(.vocabulary(try vocabulary(manifest)))
+    }
+
+    private func explanations() throws -> ExplanationStore {
+        if let store { return store }
+        let s = try ExplanationStore(workspace: workspace)
+        store = s
+        return s
+    }
+
+    private func resolvedModelPath(_ manifest: WorkspaceManifest?) throws -> String {
+        let recorded = manifest.flatMap { $0.model == ModelFetch.defaultPath.path ? nil : $0.model }
+        return try ModelFetch.resolve(modelPath ?? recorded, progress: { [weak self] in self?.post(.notice($0)) })
+    }
+
+    /// The tokenizer alone, read from the GGUF's metadata (fast; the weights stay unread).
+    private func vocabulary(_ manifest: WorkspaceManifest) throws -> Vocabulary {
+        let tokenizer: BPETokenizer
+        if let session { tokenizer = session.tokenizer } else {
+            tokenizer = try BPETokenizer(gguf: try GGUFFile(path: try resolvedModelPath(manifest)))
+        }
+        var texts: [String] = []
+        texts.reserveCapacity(tokenizer.count)
+        var special = Set<Int>()
+        for id in 0..<tokenizer.count {
+            if tokenizer.isSpecial(id) {
+                special.insert(id)
+                texts.append(tokenizer.tokenString(id))
+            } else {
+                texts.append(String(decoding: tokenizer.tokenBytes(id), as: UTF8.self))
+            }
+        }
+        return Vocabulary(texts: texts, special: special)
+    }
+
+    private func loadSession() throws -> Session {
+        if let session { return session }
+        let s = try Session(modelPath: try resolvedModelPath(try? workspace.load()))
+        session = s
+        return s
+    }
+
+    /// A latent's record; the last few decoded block files are kept.
+    private func record(_ latent: Int) throws -> LatentRecord {
+        guard let cache else { throw EngineError("the workspace is not open") }
+        guard latent >= 0 && latent < cache.manifest.latents else {
+            throw EngineError("latent \(latent) does not exist (0…\(cache.manifest.latents - 1))")
+        }
+        let file = cache.manifest.files[latent / cache.manifest.blockSize]
+        if let hit = blocks.first(where: { $0.file == file }), let r = hit.records.first(where: { $0.latent == latent }) { return r }
+        let records = try cache.records(in: file)
+        blocks.append((file, records))
+        if blocks.count > 3 { blocks.removeFirst() }
+        guard let r = records.first(where: { $0.latent == latent }) else { return try cache.record(latent) }
+        return r
+    }
+
+    private func build() throws {
+        let reporter = Reporter(engine: self)
+        let session = try loadSession()
+        let builder = Builder(workspace: workspace, model: session.model, tokenizer: session.tokenizer,
+                              modelPath: session.path, options: buildOptions, reporter: reporter)
+        _ = try builder.run()
+        post(.progress(nil))
+        if isCancelled {
+            post(.notice("build stopped; what is done is kept — b (or `loupe build`) resumes it"))
+            post(.missingWorkspace(path: workspace.directory.path))
+            return
+        }
+        post(.notice("workspace built"))
+        try open()
+    }
+
+    /// Build progress → status-line events (at most ~10 a second), with a rate-based ETA.
+    final class Reporter: BuildReporter {
+        weak var engine: LiveEngine?
+        var step = "", total = 0, unit = ""
+        var samples: [(Double, Int)] = []
+        var last = 0.0
+
+        init(engine: LiveEngine) { self.engine = engine }
+
+        var shouldStop: Bool { engine?.isCancelled ?? true }
+
+        func begin(_ step: String, total: Int, unit: String) {
+            self.step = step; self.total = total; self.unit = unit; samples = []
+            engine?.post(.progress(JobProgress(title: step, done: 0, total: Double(total), unit: unit)))
+        }
+
+        func advance(_ done: Int, detail: String) {
+            let now = Clock.now
+            if samples.isEmpty || now - samples[samples.count - 1].0 >= 1 { samples.append((now, done)) }
+            if samples.count > 30 { samples.removeFirst() }
+            guard now - last >= 0.1 || done == total else { return }
+            last = now
+            let (t0, d0) = samples[0]
+            let rate = now - t0 > 0.5 ? Double(done - d0) / (now - t0) : 0
+            engine?.post(.progress(JobProgress(title: step, done: Double(done), total: Double(total), unit: unit,
+                                               eta: rate > 0 ? Double(total - done) / rate : nil, detail: detail)))
+        }
+
+        func end(_ step: String, summary: String) { engine?.post(.notice("\(step): \(summary)")) }
+
+        func note(_ message: String) { engine?.post(.notice(message)) }
+    }
+}

@@ -1,0 +1,100 @@
+@testable import Engine
+import Explorer
+import Foundation
+
+/// A deterministic engine for scripted tests: everything is made up from the latent id, requests
+/// are answered in order when the test drains, and nothing touches a disk or a model.
+final class FakeEngine: EngineClient, @unchecked Sendable {
+    var requests: [EngineRequest] = []
+    private var pending: [EngineRequest] = []
+    var saved: [ExplanationVersion] = []
+    var hasWorkspace = true
+    let latents: Int
+    static let words = [" the", " bridge", " river", "\n", " of", " tunnel", " 東京", " 🚀", "<|im_end|>", " pier", " and", ","]
+
+    init(latents: Int = 40) { self.latents = latents }
+
+    func send(_ request: EngineRequest) {
+        requests.append(request)
+        pending.append(request)
+    }
+
+    func drain() -> [EngineEvent] {
+        let work = pending
+        pending = []
+        return work.flatMap(answer)
+    }
+
+    static let vocabulary = Vocabulary(texts: words, special: [8])
+
+    static func summary(_ i: Int, latents: Int) -> LatentSummary {
+        let count = i % 7 == 3 ? 0 : (i * 37) % 101 * 10
+        return LatentSummary(latent: i, count: count, density: Double(count) / 100_000, max: count == 0 ? 0 : Float((i * 13) % 17 + 1) / 2,
+                             mean: Float(i % 5) / 4, topTokens: count == 0 ? [] : [i % 12, (i + 1) % 12, (i + 5) % 12])
+    }
+
+    static func record(_ i: Int) -> LatentRecord {
+        let s = summary(i, latents: 40)
+        var windows: [LatentWindow] = []
+        if s.count > 0 {
+            for w in 0..<6 {
+                let tokens = (0..<24).map { (i + w * 3 + $0 * 5) % 12 }
+                let focus = (w * 7 + i) % 24
+                let acts = (0..<24).map { t -> Float in
+                    t == focus ? s.max * Float(6 - w) / 6 : (t % 4 == w % 4 ? s.max * Float((t % 5)) / 10 : 0)
+                }
+                windows.append(LatentWindow(corpusWindow: i * 10 + w, start: w, focus: focus, kind: w < 3 ? 0 : w - 2,
+                                            tokens: tokens, activations: acts))
+            }
+        }
+        return LatentRecord(latent: i, count: s.count, max: s.max, mean: s.mean,
+                            histogram: (0..<32).map { b in s.count == 0 ? 0 : max(0, 40 - abs(b - 8) * 4) },
+                            quantiles: (0..<101).map { Float($0) / 100 * s.max },
+                            promoted: (0..<10).map { (id: ($0 + i) % 12, logit: Float(10 - $0) / 4) },
+                            suppressed: (0..<10).map { (id: ($0 * 5 + i) % 12, logit: -Float(10 - $0) / 5) },
+                            neighbours: (1...8).map { (latent: (i + $0 * 3) % 40, cosine: Float(9 - $0) / 10) },
+                            windows: windows)
+    }
+
+    static func analysis(_ text: String) -> ContextAnalysis {
+        let words = text.split(separator: " ", omittingEmptySubsequences: false).map { " " + $0 }
+        let tokens = words.map { w in FakeEngine.words.firstIndex(of: w) ?? (w.count % 12) }
+        let codes = tokens.enumerated().map { (p, t) in
+            (0..<4).map { j in LatentActivation(latent: (t * 3 + j * 7 + p) % 40, value: Float(4 - j) * 0.75 + Float(p % 3) * 0.1) }
+        }
+        return ContextAnalysis(tokens: tokens, tokenTexts: tokens.map { FakeEngine.words[$0] }, codes: codes, truncated: false)
+    }
+
+    private func answer(_ request: EngineRequest) -> [EngineEvent] {
+        switch request {
+        case .open:
+            guard hasWorkspace else { return [.missingWorkspace(path: "/tmp/fake")] }
+            let info = WorkspaceInfo(path: "/tmp/fake", name: "fake", model: "tiny", layer: 2, latents: latents, k: 4, trainTokens: 100_000,
+                                     fvu: 0.2, lossRecovered: 0.9)
+            let current = Dictionary(grouping: saved, by: \.latent).compactMapValues(\.last)
+            return [.opened(info, (0..<latents).map { Self.summary($0, latents: latents) }), .explanations(current),
+                    .vocabulary(Self.vocabulary)]
+        case .latent(let i): return [.latent(Self.record(i))]
+        case .analyze(let id, let text): return [.analysis(id: id, Self.analysis(text))]
+        case .saveExplanation(let latent, let text):
+            let v = ExplanationVersion(id: saved.count + 1, latent: latent, text: text, source: "user",
+                                       time: Date(timeIntervalSince1970: 1_790_000_000 + Double(saved.count) * 60))
+            saved.append(v)
+            return [.saved(v)]
+        case .revertExplanation(let latent, let id):
+            guard let old = saved.first(where: { $0.id == id }) else { return [.failure("no version \(id)")] }
+            let v = ExplanationVersion(id: saved.count + 1, latent: latent, text: old.text, source: "revert",
+                                       time: Date(timeIntervalSince1970: 1_790_000_000 + Double(saved.count) * 60))
+            saved.append(v)
+            return [.saved(v)]
+        case .history(let latent): return [.history(latent: latent, saved.filter { $0.latent == latent })]
+        case .build:
+            hasWorkspace = true
+            return [.progress(JobProgress(title: "activations", done: 30, total: 100, unit: "tokens", eta: 75)),
+                    .progress(nil)] + answer(.open)
+        case .exportExplanations(let path): return [.notice("exported to \(path)")]
+        case .importExplanations(let path): return [.notice("imported from \(path)")]
+        case .cancel: return [.progress(nil)]
+        }
+    }
+}
