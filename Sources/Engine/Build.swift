@@ -218,6 +218,7 @@ public final class Builder {
         _ = try builder.aggregate(train: train, heldOut: held, model: model,
                                   progress: { d, _ in reporter.advance(d, detail: "latent statistics and windows") },
                                   shouldStop: { reporter.shouldStop })
+        try LatentIndex.build(cache: LatentCache(directory: workspace.cacheDirectory))
         reporter.end("cache", summary: "\(tc.m) latents")
         return train.rowCount + held.rowCount
     }

@@ -9,6 +9,9 @@ public struct Arguments {
         self.command = command
     }
 
+    /// The first remaining item that is not an option, without taking it.
+    public var peekFirst: String? { items.first { !$0.hasPrefix("--") } }
+
     /// Takes `--name` if present.
     public mutating func flag(_ name: String) -> Bool {
         guard let i = items.firstIndex(of: name) else { return false }

@@ -21,8 +21,9 @@ enum BenchCommand {
         let tokens = try a.int("--tokens", default: 256, range: 1...8192)
         let runs = try a.int("--runs", default: 7, range: 1...1000)
         let threads = try a.int("--threads", default: Parallel.threads, range: 1...256)
+        if a.peekFirst == "ui" { return try UIBench.run(&a, json: json) }
         let what = try a.positionals()
-        guard what == ["forward"] else { throw UserError("bench: say what to measure: `loupe bench forward` (got \(what))") }
+        guard what == ["forward"] else { throw UserError("bench: say what to measure: `loupe bench forward` or `loupe bench ui` (got \(what))") }
         Parallel.threads = threads
 
         let s = try Session(modelPath: modelPath, batch: min(tokens, 512), progress: Console.progress)
