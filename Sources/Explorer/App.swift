@@ -16,6 +16,7 @@ public struct App: Sendable {
 
     /// Handles a key; returns what to ask of the engine.
     public mutating func handle(_ key: Key, now: Double = 0) -> [EngineRequest] {
+        defer { refreshFlows() }
         if case .resize = key {
             clampList()
             if var l = state.latent {
@@ -473,6 +474,7 @@ public struct App: Sendable {
 
     /// Applies an engine event; may ask for more.
     public mutating func apply(_ event: EngineEvent) -> [EngineRequest] {
+        defer { refreshFlows() }
         switch event {
         case .opened(let info, let summaries):
             state.info = info
@@ -525,6 +527,16 @@ public struct App: Sendable {
             state.loading = false
         }
         return []
+    }
+
+    /// Lays the open latent's windows out again when the width, raw mode or token texts changed.
+    mutating func refreshFlows() {
+        guard var l = state.latent else { return }
+        let key = LatentScreen.flowsKey(state, width: state.width)
+        guard l.flowsKey != key else { return }
+        l.flows = LatentScreen.flows(l, state, width: state.width)
+        l.flowsKey = key
+        state.latent = l
     }
 
     // MARK: drawing

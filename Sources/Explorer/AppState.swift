@@ -32,6 +32,10 @@ public struct LatentState: Sendable {
     public var scroll = 0
     /// The explanation being edited, if any.
     public var editor: LineEditor?
+    /// The windows laid out as token lines, for `flowsKey` (width, raw, vocabulary size); kept so
+    /// moving the cursor does not lay out every window again.
+    var flows: [TokenFlow] = []
+    var flowsKey: [Int] = []
 
     public init(latent: Int) { self.latent = latent }
 }

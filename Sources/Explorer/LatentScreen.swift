@@ -31,11 +31,23 @@ enum LatentScreen {
         w.tokens.map { v?.text($0) ?? "#\($0)" }
     }
 
+    static func flowsKey(_ state: AppState, width: Int) -> [Int] {
+        [width, state.raw ? 1 : 0, state.vocabulary?.texts.count ?? 0, state.latent?.latent ?? -1, state.latent?.record?.windows.count ?? -1]
+    }
+
+    /// Every window laid out as token lines (the slow part of a layout).
+    static func flows(_ l: LatentState, _ state: AppState, width: Int) -> [TokenFlow] {
+        if l.flowsKey == flowsKey(state, width: width) { return l.flows }
+        return (l.record?.windows ?? []).map {
+            TokenFlow(texts: texts($0, state.vocabulary), width: width - gutter - 1, raw: state.raw, breakOnNewline: false)
+        }
+    }
+
     static func layout(_ l: LatentState, _ state: AppState, width: Int) -> Layout {
         let bodyTop = 1, bodyHeight = state.height - 2
         let header = headerLines(height: state.height)
         var doc: [DocLine] = []
-        var flows: [TokenFlow] = []
+        let flows = Self.flows(l, state, width: width)
         var starts: [Int] = [], ends: [Int] = []
         let windows = l.record?.windows ?? []
         let noColor = state.noColor
@@ -44,14 +56,13 @@ enum LatentScreen {
             if w.kind > 0 && (i == 0 || windows[i - 1].kind == 0) {
                 doc.append(.heading("quantile-sampled windows (q1 weakest … q10 strongest)"))
             }
-            let flow = TokenFlow(texts: texts(w, state.vocabulary), width: width - gutter - 1, raw: state.raw, breakOnNewline: false)
+            let flow = flows[i]
             starts.append(doc.count)
             for line in flow.lines.indices {
                 doc.append(.tokens(window: i, line: line))
                 if noColor { doc.append(.intensity(window: i, line: line)) }
             }
             ends.append(doc.count)
-            flows.append(flow)
         }
         return Layout(header: header, docTop: bodyTop + header, docHeight: max(1, bodyHeight - header - 1), doc: doc,
                       flows: flows, windowStart: starts, windowEnd: ends)

@@ -5,6 +5,8 @@ enum TokenText {
     /// A token's text for the screen. Normal: newlines as "↵", tabs as "⇥", other control
     /// characters as "�". Raw: also spaces as "·"; special tokens keep their name either way.
     static func shown(_ text: String, raw: Bool) -> String {
+        // Fast path: nothing to replace.
+        if !text.isEmpty && text.utf8.allSatisfy({ $0 >= 0x20 && $0 != 0x7f && !(raw && $0 == 0x20) }) { return text }
         var out = ""
         for ch in text {
             switch ch {

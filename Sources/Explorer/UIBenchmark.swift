@@ -13,6 +13,9 @@ import Terminal
 public enum UIBenchmark {
     public struct Report: Sendable {
         public var firstFrame: Double
+        /// The list's rows on screen (token texts may still be loading).
+        public var firstRowsFrame: Double
+        /// The list complete, with its top tokens.
         public var firstListFrame: Double
         public var keyLatencies: [Double]
         public var latentOpen: [Double]
@@ -82,11 +85,12 @@ public enum UIBenchmark {
         for r in App.startRequests { engine.send(r) }
         frame()
         let firstFrame = age0 + Clock.now - t0
-        var firstListFrame = Double.nan
+        var firstListFrame = Double.nan, firstRowsFrame = Double.nan
         let deadline = Clock.now + 30
         while Clock.now < deadline {
             if pump() {
                 frame()
+                if !app.state.list.rows.isEmpty && firstRowsFrame.isNaN { firstRowsFrame = age0 + Clock.now - t0 }
                 if !app.state.list.rows.isEmpty && app.state.vocabulary != nil { firstListFrame = age0 + Clock.now - t0; break }
                 if app.state.message?.isError == true || app.state.missingWorkspace {
                     throw EngineError("the workspace did not open: \(app.state.message?.text ?? "no workspace at \(workspace.directory.path); run `loupe build`")")
@@ -121,7 +125,7 @@ public enum UIBenchmark {
             for (key, n) in latentScript { for _ in 0..<n { press(key) } }
             press(.char("q"))
         }
-        return Report(firstFrame: firstFrame, firstListFrame: firstListFrame, keyLatencies: latencies, latentOpen: opens,
+        return Report(firstFrame: firstFrame, firstRowsFrame: firstRowsFrame, firstListFrame: firstListFrame, keyLatencies: latencies, latentOpen: opens,
                       onTerminal: screen != nil, width: size.width, height: size.height, latents: app.state.summaries.count)
     }
 }

@@ -22,7 +22,7 @@ enum UIBench {
             + "; first frame from the process start (/proc/self/stat); latent opens from Enter to the engine's record drawn"
         if json {
             Console.print(JSON.object([
-                ("first_frame_ms", .number(ms(r.firstFrame))), ("first_list_frame_ms", .number(ms(r.firstListFrame))),
+                ("first_frame_ms", .number(ms(r.firstFrame))), ("first_rows_frame_ms", .number(ms(r.firstRowsFrame))), ("first_list_frame_ms", .number(ms(r.firstListFrame))),
                 ("key_to_frame_p50_ms", .number(ms(r.percentile(50, of: keys)))), ("key_to_frame_p99_ms", .number(ms(r.percentile(99, of: keys)))),
                 ("key_to_frame_max_ms", .number(ms(keys.max() ?? 0))), ("keys", .number(Double(keys.count))),
                 ("latent_open_median_ms", .number(ms(r.percentile(50, of: opens)))), ("latent_open_max_ms", .number(ms(opens.max() ?? 0))),
@@ -31,7 +31,7 @@ enum UIBench {
             ]).text)
         } else {
             Console.print(String(format: "first frame:        %.1f ms after the process started (target < 300 ms)", ms(r.firstFrame)))
-            Console.print(String(format: "first list frame:   %.1f ms (the list's rows and token texts loaded)", ms(r.firstListFrame)))
+            Console.print(String(format: "first list frame:   %.1f ms with the rows, %.1f ms with their top tokens (the tokenizer read)", ms(r.firstRowsFrame), ms(r.firstListFrame)))
             Console.print(String(format: "key to frame:       p50 %.2f ms, p99 %.2f ms, max %.2f ms over %d keys (target p99 < 16 ms)",
                                  ms(r.percentile(50, of: keys)), ms(r.percentile(99, of: keys)), ms(keys.max() ?? 0), keys.count))
             Console.print(String(format: "open a latent:      median %.1f ms, max %.1f ms from Enter to its windows on screen (%d latents)",
