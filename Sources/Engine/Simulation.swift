@@ -1,0 +1,42 @@
+/// The simulator's contract (the paper's method): given an explanation and a context, predict each
+/// token's activation as the expected digit E = Σ p(d)·d over the digit tokens "0"…"9" of the
+/// simulator model's next-token distribution at the place where that token's activation is asked.
+/// Backends: `LocalSimulator` (Loupe's own engine, the default) and `OpenAISimulator` (a server
+/// speaking the OpenAI completions API with logprobs, e.g. vLLM or llama.cpp's server).
+
+/// How the contexts are laid out in the prompt.
+public enum SimulationMode: String, Sendable, CaseIterable {
+    /// One token per row; one forward pass reads every row's prediction (the efficient one).
+    case allAtOnce = "all"
+    /// The paper's protocol: one prompt per position, with the judged token marked.
+    case lastToken = "last"
+}
+
+/// One context to simulate: token ids (in the base model's vocabulary) and each token's text.
+public struct SimulationContext: Equatable, Sendable {
+    public var tokens: [Int]
+    public var texts: [String]
+
+    public init(tokens: [Int], texts: [String]) {
+        precondition(tokens.count == texts.count, "one text per token")
+        self.tokens = tokens
+        self.texts = texts
+    }
+}
+
+/// Predicts activations from an explanation alone.
+public protocol SimulatorBackend: AnyObject, Sendable {
+    /// For the status line and result files, e.g. "local SmolLM2-135M-Instruct" or the server's URL and model.
+    var name: String { get }
+
+    /// Per context, per token, the expected digit in 0…9. `shouldStop` is polled between units of
+    /// work; when it returns true the backend throws `SimulationCancelled`.
+    func simulate(explanation: String, contexts: [SimulationContext], mode: SimulationMode,
+                  shouldStop: () -> Bool) throws -> [[Float]]
+}
+
+/// Thrown by a backend that was asked to stop.
+public struct SimulationCancelled: Error, CustomStringConvertible {
+    public init() {}
+    public var description: String { "simulation cancelled" }
+}
