@@ -130,6 +130,11 @@ public struct AppState: Sendable {
 
     public var themeName: String { themes[themeIndex % themes.count] }
 
+    /// Whether keys go to a text editor (the explanation, the lab's text, a prompt).
+    public var isEditing: Bool {
+        prompt != nil || (screen == .latent && latent?.editor != nil) || (screen == .lab && lab.editing)
+    }
+
     /// The bindings that apply now.
     public var context: BindingContext {
         if history != nil { return .history }

@@ -3,7 +3,7 @@ import Terminal
 /// Everything a key can do. Bindings map keys to actions per context; the help overlay is
 /// generated from the same table.
 public enum Action: Hashable, Sendable {
-    case quit, back, help, cycleTheme, showLatents, showLatent, showLab, cancelJob
+    case quit, back, help, cycleTheme, redraw, suspend, showLatents, showLatent, showLab, cancelJob
     case down, up, pageDown, pageUp, top, bottom, open
     case sortNext, sortReverse, filter, search, searchNext, searchPrevious, jump, toggleDead
     case tokenLeft, tokenRight, tokenFirst, tokenLast, focusNext, toggleRaw
@@ -39,6 +39,8 @@ public enum KeyBindings {
         b(.global, [.escape], .cancelJob, "cancel the engine's job (else go back)"),
         b(.global, [.char("q")], .back, "back (quit from the list)"),
         b(.global, [.char("Q"), .ctrl("c")], .quit, "quit"),
+        b(.global, [.ctrl("l")], .redraw, "repaint the screen"),
+        b(.global, [.ctrl("z")], .suspend, "suspend to the shell (fg returns)"),
         b(.global, [.char("j"), .down], .down, "down"),
         b(.global, [.char("k"), .up], .up, "up"),
         b(.global, [.pageDown, .ctrl("d"), .char(" ")], .pageDown, "page down"),

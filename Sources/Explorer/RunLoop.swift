@@ -33,6 +33,14 @@ public enum Explorer {
         while !app.state.quit {
             var dirty = false
             if let key = screen.readKey(timeout: 25) {
+                // Terminal-level keys: Ctrl-L repaints, Ctrl-Z (outside an editor) suspends to the shell.
+                if key == .ctrl("l") { screen.invalidate() }
+                if key == .ctrl("z") && !app.state.isEditing {
+                    screen.suspend()
+                    let size = screen.size
+                    app.state.width = size.width
+                    app.state.height = size.height
+                }
                 if key == .resize {
                     let size = screen.size
                     app.state.width = size.width
