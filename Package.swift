@@ -35,7 +35,7 @@ let package = Package(
                     resources: [.copy("Fixtures")], swiftSettings: native),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Tokenizer"]),
         .testTarget(name: "TerminalTests", dependencies: ["Terminal"]),
-        .testTarget(name: "ExplorerTests", dependencies: ["Explorer", "Terminal", "Engine"], exclude: ["Snapshots"]),
+        .testTarget(name: "ExplorerTests", dependencies: ["Explorer", "Terminal", "Engine", "Formats"], exclude: ["Snapshots"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Formats", "Tokenizer", "Engine", "LoupeCLI"],
                     resources: [.copy("Golden")]),
     ]

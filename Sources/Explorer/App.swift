@@ -223,6 +223,14 @@ public struct App: Sendable {
             if state.previous.last == .latent { state.previous.removeLast() }
             return out
         case .jump: state.latent = l; state.prompt = Prompt(kind: .jump, editor: LineEditor("")); return []
+        case .simulate:
+            guard state.explanations[l.latent] != nil else {
+                state.message = Message(text: "latent \(l.latent) has no explanation to simulate yet (e writes one)", isError: false)
+                return []
+            }
+            l.simulating = true
+            state.latent = l
+            return [.simulate(latent: l.latent)]
         default: break
         }
         if let record = l.record {
@@ -290,6 +298,15 @@ public struct App: Sendable {
             state.lab = lab
             if let latent = lab.latent { return open(latent: latent) }
             return []
+        case .simulate:
+            state.lab = lab
+            guard let latent = lab.latent, lab.analysis != nil else { return [] }
+            guard state.explanations[latent] != nil else {
+                state.message = Message(text: "latent \(latent) has no explanation to simulate (open it with Enter, e writes one)", isError: false)
+                return []
+            }
+            state.message = Message(text: "simulating latent \(latent) on the text…", isError: false)
+            return [.simulateText(id: lab.shown, latent: latent, text: lab.editor.text)]
         default: break
         }
         lab.token = min(max(lab.token, 0), max(count - 1, 0))
@@ -503,6 +520,7 @@ public struct App: Sendable {
             guard id >= state.lab.shown else { break }
             state.lab.shown = id
             state.lab.analysis = analysis
+            state.lab.simulated = nil
             state.lab.token = min(state.lab.token, max(analysis.tokens.count - 1, 0))
             state.lab.choice = 0
             if let first = analysis.codes[safe: state.lab.token]?.first, state.lab.latent == nil { state.lab.latent = first.latent }
@@ -510,8 +528,28 @@ public struct App: Sendable {
         case .saved(let version):
             state.explanations[version.latent] = version
             state.drafts[version.latent] = nil
-            state.message = Message(text: "saved explanation of latent \(version.latent) (version \(version.id))", isError: false)
+            state.scores[version.latent] = nil
+            state.message = Message(text: "saved explanation of latent \(version.latent) (version \(version.id)); simulating it…", isError: false)
             if state.list.sort == .explanation || !state.list.filter.isEmpty { rebuildRows(keeping: currentListLatent) }
+            // A saved explanation is simulated again at once, in the background.
+            if state.latent?.latent == version.latent { state.latent?.simulating = true }
+            return [.simulate(latent: version.latent)]
+        case .scores(let scores):
+            state.scores.merge(scores) { _, new in new }
+            if state.list.sort == .score { rebuildRows(keeping: currentListLatent) }
+        case .simulation(let latent, let scores, let previous, let record):
+            if scores.version == state.explanations[latent]?.id { state.scores[latent] = scores }
+            if state.latent?.latent == latent {
+                state.latent?.scores = scores
+                state.latent?.previousScores = previous
+                state.latent?.simulation = record
+                state.latent?.simulating = false
+            }
+        case .textSimulation(let id, let latent, let simulated):
+            guard id == state.lab.shown else { break }
+            state.lab.simulated = simulated
+            state.lab.simulatedLatent = latent
+            state.message = nil
         case .history(let latent, let versions):
             if versions.isEmpty {
                 state.message = Message(text: "latent \(latent) has no saved explanation yet (e writes one)", isError: false)
@@ -525,6 +563,7 @@ public struct App: Sendable {
         case .failure(let text):
             state.message = Message(text: text, isError: true)
             state.loading = false
+            state.latent?.simulating = false
         }
         return []
     }

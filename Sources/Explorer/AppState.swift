@@ -36,6 +36,12 @@ public struct LatentState: Sendable {
     /// moving the cursor does not lay out every window again.
     var flows: [TokenFlow] = []
     var flowsKey: [Int] = []
+    /// The latest simulation of the current explanation, the previous version's scores, and
+    /// whether a simulation is running.
+    public var simulation: SimulationRecord?
+    public var scores: LatentScores?
+    public var previousScores: LatentScores?
+    public var simulating = false
 
     public init(latent: Int) { self.latent = latent }
 }
@@ -55,6 +61,9 @@ public struct LabState: Sendable {
     public var choice = 0
     /// The latent whose heat is drawn over the text.
     public var latent: Int?
+    /// That latent simulated on the text (activation units), when asked for with `s`.
+    public var simulated: [Float]?
+    public var simulatedLatent: Int?
 }
 
 /// A one-line prompt in the status line.
@@ -100,6 +109,8 @@ public struct AppState: Sendable {
     public var summaries: [LatentSummary] = []
     public var vocabulary: Vocabulary?
     public var explanations: [Int: ExplanationVersion] = [:]
+    /// Latest scores of each latent's current explanation.
+    public var scores: [Int: LatentScores] = [:]
     /// Unsaved explanation edits, kept when an edit is cancelled or the latent is left.
     public var drafts: [Int: String] = [:]
     public var list = ListState()

@@ -24,7 +24,10 @@ enum ContextLabScreen {
 
         let status: String
         if lab.requested > lab.shown { status = "analysing…" }
-        else if let a = lab.analysis { status = a.tokens.isEmpty ? "no tokens" : "\(a.tokens.count) tokens" + (lab.latent.map { " · heat of latent \($0)" } ?? "") }
+        else if let a = lab.analysis {
+            status = a.tokens.isEmpty ? "no tokens" : "\(a.tokens.count) tokens" + (lab.latent.map { " · heat of latent \($0)" } ?? "")
+                + (lab.simulated != nil && lab.simulatedLatent == lab.latent ? " · bars: simulated from its explanation (bold red = wrong about firing)" : " · s simulates it")
+        }
         else { status = lab.editing ? "type or paste text, then Enter (or pause) to run the model and transcoder on it" : "e to type a text" }
         c.put(" " + status, x: 0, y: r.y + 1, style: dim, maxWidth: r.width)
         c.put(String(repeating: "─", count: r.width), x: 0, y: r.y + 2, style: palette.style(.border))
@@ -37,7 +40,8 @@ enum ContextLabScreen {
         let values = lab.latent.map { a.activations(of: $0) } ?? Array(repeating: 0, count: a.tokens.count)
         let scale = Double(max(lab.latent.flatMap { state.summary($0)?.max } ?? 0, values.max() ?? 0, 1e-9))
         let top = r.y + 3, height = r.maxY - top
-        let rowsPerLine = state.noColor ? 2 : 1
+        let simulated = lab.simulatedLatent == lab.latent ? lab.simulated.flatMap { $0.count == values.count ? $0 : nil } : nil
+        let rowsPerLine = 1 + (state.noColor ? 1 : 0) + (simulated == nil ? 0 : 1)
         let cursorLine = flow.position(of: lab.token)?.line ?? 0
         let visibleLines = max(1, height / rowsPerLine)
         let firstLine = max(0, cursorLine - visibleLines + 1)
@@ -48,6 +52,12 @@ enum ContextLabScreen {
                       cursor: lab.editing ? nil : lab.token, special: { state.vocabulary?.special.contains(a.tokens[$0]) ?? false }, raw: state.raw)
             if state.noColor {
                 flow.drawIntensity(line: line, into: &c, x: 1, y: y + 1, width: flowWidth, style: dim, heat: { Double(values[$0]) / scale })
+            }
+            if let simulated {
+                // The explanation's simulation of the same latent, as bars under the true heat.
+                flow.drawIntensity(line: line, into: &c, x: 1, y: y + rowsPerLine - 1, width: flowWidth, styleOf: { t in
+                    (simulated[t] > 0) != (values[t] > 0) ? palette.style(.bad).with(bold: true) : palette.style(.accent)
+                }, heat: { Double(simulated[$0]) / scale }, blank: "·")
             }
         }
 

@@ -60,6 +60,10 @@ public enum EngineRequest: Equatable, Sendable {
     case saveExplanation(latent: Int, text: String)
     case revertExplanation(latent: Int, versionID: Int)
     case history(latent: Int)
+    /// Simulate the latent's current explanation on its held-out scoring windows and score it.
+    case simulate(latent: Int)
+    /// Simulate a latent on the lab's text (`id` as for `analyze`).
+    case simulateText(id: Int, latent: Int, text: String)
     case exportExplanations(path: String)
     case importExplanations(path: String)
     /// Stop the running job at its next safe point.
@@ -77,6 +81,13 @@ public enum EngineEvent: Sendable {
     case analysis(id: Int, ContextAnalysis)
     case saved(ExplanationVersion)
     case history(latent: Int, [ExplanationVersion])
+    /// Per latent, the latest scores of its current explanation (the list's score column).
+    case scores([Int: LatentScores])
+    /// A latent's simulation: its scores, the previous explanation version's (to compare), and
+    /// the windows with true and simulated activations.
+    case simulation(latent: Int, scores: LatentScores, previous: LatentScores?, record: SimulationRecord?)
+    /// The lab's text simulated for one latent, per token in activation units.
+    case textSimulation(id: Int, latent: Int, simulated: [Float])
     /// The running job's progress, or nil when the engine is idle again.
     case progress(JobProgress?)
     case notice(String)

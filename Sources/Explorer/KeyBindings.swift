@@ -9,7 +9,7 @@ public enum Action: Hashable, Sendable {
     case tokenLeft, tokenRight, tokenFirst, tokenLast, focusNext, toggleRaw
     case edit, history, nextLatent, previousLatent
     case exportExplanations, importExplanations
-    case editText, build
+    case editText, build, simulate
 }
 
 /// Where a binding applies. Screen bindings are looked up first, then global ones.
@@ -69,6 +69,7 @@ public enum KeyBindings {
         b(.latent, [.char("e"), .char("i")], .edit, "edit the explanation (Enter saves, Esc cancels)"),
         b(.latent, [.char("H")], .history, "explanation history (Enter reverts)"),
         b(.latent, [.char("r")], .toggleRaw, "raw tokens (· space, ↵ newline)"),
+        b(.latent, [.char("s")], .simulate, "simulate the explanation again on held-out windows"),
         b(.latent, [.char("]")], .nextLatent, "next latent in the list"),
         b(.latent, [.char("[")], .previousLatent, "previous latent in the list"),
         b(.latent, [.char(":"), .char("#")], .jump, "jump to a latent id"),
@@ -78,6 +79,7 @@ public enum KeyBindings {
         b(.lab, [.char("l"), .right], .tokenRight, "next token"),
         b(.lab, [.enter], .open, "open the chosen latent"),
         b(.lab, [.char("r")], .toggleRaw, "raw tokens"),
+        b(.lab, [.char("s")], .simulate, "simulate the chosen latent's explanation on the text"),
 
         b(.history, [.enter], .open, "revert to this version"),
 

@@ -10,6 +10,10 @@ enum LatentScreen {
         case heading(String)
         case tokens(window: Int, line: Int)
         case intensity(window: Int, line: Int)
+        /// A held-out simulation window's tokens (true heat), and its simulated values below.
+        case simTokens(window: Int, line: Int)
+        case simBars(window: Int, line: Int)
+        case simTrue(window: Int, line: Int)
     }
 
     struct Layout {
@@ -25,21 +29,27 @@ enum LatentScreen {
 
     static let gutter = 7
 
-    static func headerLines(height: Int) -> Int { height >= 24 ? 7 : 6 }
+    /// Header rows, the rule under them included: title, explanation, [simulation], histogram,
+    /// promotes + suppresses (or one logits row when short), neighbours, rule.
+    static func headerLines(height: Int) -> Int { 6 + (height >= 24 ? 1 : 0) + (hasSimulationLine(height: height) ? 1 : 0) }
+
+    static func hasSimulationLine(height: Int) -> Bool { height >= 18 }
 
     static func texts(_ w: LatentWindow, _ v: Vocabulary?) -> [String] {
         w.tokens.map { v?.text($0) ?? "#\($0)" }
     }
 
     static func flowsKey(_ state: AppState, width: Int) -> [Int] {
-        [width, state.raw ? 1 : 0, state.vocabulary?.texts.count ?? 0, state.latent?.latent ?? -1, state.latent?.record?.windows.count ?? -1]
+        [width, state.raw ? 1 : 0, state.vocabulary?.texts.count ?? 0, state.latent?.latent ?? -1, state.latent?.record?.windows.count ?? -1,
+         state.latent?.simulation?.windows.count ?? -1, state.latent?.simulation?.key.version ?? -1]
     }
 
     /// Every window laid out as token lines (the slow part of a layout).
     static func flows(_ l: LatentState, _ state: AppState, width: Int) -> [TokenFlow] {
         if l.flowsKey == flowsKey(state, width: width) { return l.flows }
-        return (l.record?.windows ?? []).map {
-            TokenFlow(texts: texts($0, state.vocabulary), width: width - gutter - 1, raw: state.raw, breakOnNewline: false)
+        let windows = (l.record?.windows.map(\.tokens) ?? []) + (l.simulation?.windows.map(\.tokens) ?? [])
+        return windows.map {
+            TokenFlow(texts: $0.map { state.vocabulary?.text($0) ?? "#\($0)" }, width: width - gutter - 1, raw: state.raw, breakOnNewline: false)
         }
     }
 
@@ -63,6 +73,17 @@ enum LatentScreen {
                 if noColor { doc.append(.intensity(window: i, line: line)) }
             }
             ends.append(doc.count)
+        }
+        if let sim = l.simulation, !sim.windows.isEmpty, flows.count == windows.count + sim.windows.count {
+            doc.append(.heading("held-out windows: true activation as heat, simulated ▁…█ below (bold red = wrong about firing)"))
+            for (i, _) in sim.windows.enumerated() {
+                let flow = flows[windows.count + i]
+                for line in flow.lines.indices {
+                    doc.append(.simTokens(window: i, line: line))
+                    if noColor { doc.append(.simTrue(window: i, line: line)) }
+                    doc.append(.simBars(window: i, line: line))
+                }
+            }
         }
         return Layout(header: header, docTop: bodyTop + header, docHeight: max(1, bodyHeight - header - 1), doc: doc,
                       flows: flows, windowStart: starts, windowEnd: ends)
@@ -155,6 +176,14 @@ enum LatentScreen {
         }
         y += 1
 
+        if hasSimulationLine(height: state.height) {
+            x = c.put("simulation  ", x: 1, y: y, style: dim)
+            for (part, role) in simulationSummary(l, state) {
+                x = c.put(part, x: x, y: y, style: palette.style(role), maxWidth: r.width - x - 1)
+            }
+            y += 1
+        }
+
         // Histogram of the non-zero activations, 0 … max.
         x = c.put("histogram   ", x: 1, y: y, style: dim)
         let peak = max(record.histogram.max() ?? 1, 1)
@@ -168,7 +197,7 @@ enum LatentScreen {
             items.map { TokenText.shown(state.vocabulary?.text($0.id) ?? "#\($0.id)", raw: true) + String(format: " %+.2f", $0.logit) }
                 .joined(separator: "  ")
         }
-        if headerLines(height: state.height) == 7 {
+        if state.height >= 24 {
             x = c.put("promotes    ", x: 1, y: y, style: dim)
             c.put(tokenList(record.promoted), x: x, y: y, style: palette.style(.good), maxWidth: r.width - x - 1)
             y += 1
@@ -219,8 +248,8 @@ enum LatentScreen {
                 let w = record.windows[wi]
                 let selected = wi == l.window && l.focus == .windows
                 if line == 0 {
-                    let label = w.kind == 0 ? "top \(wi + 1)" : "q\(w.kind)"
-                    c.put((selected ? "▶" : " ") + label, x: 0, y: yy, style: selected ? accent : dim, maxWidth: gutter - 1)
+                    let label = w.kind == 0 ? "#\(wi + 1)" : "q\(w.kind)"
+                    c.put((selected ? "▶" : " ") + Format.pad(label, gutter - 2), x: 0, y: yy, style: selected ? accent : dim, maxWidth: gutter - 1)
                 } else if selected {
                     c.put("│", x: 0, y: yy, style: accent)
                 }
@@ -231,11 +260,45 @@ enum LatentScreen {
                 let w = record.windows[wi]
                 lay.flows[wi].drawIntensity(line: line, into: &c, x: gutter, y: yy, width: r.width - gutter - 1, style: dim,
                                             heat: { Double(w.activations[$0]) / maxValue })
+            case .simTokens(let wi, let line):
+                guard let w = l.simulation?.windows[wi] else { break }
+                if line == 0 { c.put(w.focus == nil ? " rand" : " fires", x: 0, y: yy, style: dim, maxWidth: gutter - 1) }
+                lay.flows[record.windows.count + wi].draw(line: line, into: &c, x: gutter, y: yy, width: r.width - gutter - 1, palette: palette,
+                                   heat: { Double(w.activations[$0]) / maxValue }, marked: nil, cursor: nil,
+                                   special: { state.vocabulary?.special.contains(w.tokens[$0]) ?? false }, raw: state.raw)
+            case .simTrue(let wi, let line):
+                guard let w = l.simulation?.windows[wi] else { break }
+                lay.flows[record.windows.count + wi].drawIntensity(line: line, into: &c, x: gutter, y: yy, width: r.width - gutter - 1,
+                                                                   style: dim, heat: { Double(w.activations[$0]) / maxValue })
+            case .simBars(let wi, let line):
+                guard let w = l.simulation?.windows[wi] else { break }
+                if line == 0 { c.put(" sim", x: 0, y: yy, style: dim, maxWidth: gutter - 1) }
+                let good = palette.style(.accent), bad = palette.style(.bad).with(bold: true, underline: !palette.hasColor)
+                lay.flows[record.windows.count + wi].drawIntensity(
+                    line: line, into: &c, x: gutter, y: yy, width: r.width - gutter - 1,
+                    styleOf: { t in w.outcomes.indices.contains(t) && (w.outcomes[t] == .falsePositive || w.outcomes[t] == .falseNegative) ? bad : good },
+                    heat: { Double(w.simulated[$0]) / maxValue }, blank: "·")
             }
         }
         if record.windows.isEmpty {
             c.put("  this latent never fired on the training tokens, so it has no windows", x: 0, y: lay.docTop, style: dim)
         }
+    }
+
+    /// The simulation line: scores of the current explanation, and how they compare with the
+    /// previous version's (better or worse).
+    static func simulationSummary(_ l: LatentState, _ state: AppState) -> [(String, Theme.Role)] {
+        if l.simulating { return [("simulating the explanation on held-out windows…", .accent)] }
+        guard let s = l.scores else {
+            return [(state.explanations[l.latent] == nil ? "needs an explanation (e writes one)" : "not simulated yet — s simulates", .dim)]
+        }
+        func f(_ x: Double?) -> String { x.map { String(format: "%.2f", $0) } ?? "—" }
+        var parts: [(String, Theme.Role)] = [("v\(s.version): r \(f(s.pearson))", .text)]
+        if let p = l.previousScores, let now = s.pearson, let before = p.pearson {
+            parts.append((now >= before ? " ↑ from \(f(before)) (v\(p.version))" : " ↓ from \(f(before)) (v\(p.version))", now >= before ? .good : .bad))
+        }
+        parts.append((" · bal. acc \(f(s.balancedAccuracy)) · sens \(f(s.sensitivity)) · spec \(f(s.specificity)) · \(s.mode), \(s.calibration)", .text))
+        return parts
     }
 
     static func timeStamp(_ d: Date) -> String {

@@ -40,7 +40,17 @@ enum LatentsScreen {
         case .id: ids.sort { descending ? $0 > $1 : $0 < $1 }
         case .density: ids.sort { ordered(summary($0).count, summary($1).count, $0, $1) }
         case .max: ids.sort { ordered(summary($0).max, summary($1).max, $0, $1) }
-        case .score: ids.sort { descending ? $0 < $1 : $0 > $1 }
+        case .score:
+            // Scored latents by Pearson correlation; the rest after them, by id.
+            let scores = state.scores
+            ids.sort { a, b in
+                switch (scores[a]?.pearson, scores[b]?.pearson) {
+                case let (x?, y?): return ordered(x, y, a, b)
+                case (.some, nil): return true
+                case (nil, .some): return false
+                default: return a < b
+                }
+            }
         case .explanation:
             // Explained latents first, alphabetically; the rest by id.
             let ex = state.explanations
@@ -109,7 +119,8 @@ enum LatentsScreen {
             right(String(s.latent), columns[0].1, columns[0].2, base)
             right(Format.percent(s.density), columns[1].1, columns[1].2, dead ? dim : base)
             right(dead ? "—" : Format.value(s.max), columns[2].1, columns[2].2, dead ? dim : base)
-            right("—", columns[3].1, columns[3].2, dim)
+            if let r = state.scores[s.latent]?.pearson { right(String(format: "%.2f", r), columns[3].1, columns[3].2, base) }
+            else { right("—", columns[3].1, columns[3].2, dim) }
             let room = r.width - explX - 1
             if let e = state.explanations[s.latent] {
                 c.put(DisplayWidth.fit(e.text, columns: room), x: explX, y: y, style: base)

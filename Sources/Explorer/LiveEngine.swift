@@ -23,6 +23,13 @@ public final class LiveEngine: EngineClient, @unchecked Sendable {
     private var store: ExplanationStore?
     private var session: Session?
     private var analyzer: ContextAnalyzer?
+    private var tokenizer: BPETokenizer?
+    private var evaluator: Evaluator?
+    private var scoreStore: ScoreStore?
+    private var simulator: LocalSimulator?
+    /// How the explorer simulates: all-at-once with the prefix cache, quantile-calibrated.
+    let simulationMode = SimulationMode.allAtOnce
+    let calibration = Calibration.quantile
 
     public init(workspace: Workspace, modelPath: String? = nil, buildOptions: BuildOptions = BuildOptions()) {
         self.workspace = workspace
@@ -103,7 +110,11 @@ public final class LiveEngine: EngineClient, @unchecked Sendable {
         switch request {
         case .open: try open()
         case .build: try build()
-        case .latent(let id): post(.latent(try record(id)))
+        case .latent(let id):
+            post(.latent(try record(id)))
+            if let stored = try storedSimulation(id) { post(stored) }
+        case .simulate(let latent): try simulate(latent)
+        case .simulateText(let id, let latent, let text): try simulateText(id: id, latent: latent, text: text)
         case .analyze(let id, let text):
             if analyzer == nil {
                 post(.progress(JobProgress(title: "loading the model", done: 0, total: 1)))
@@ -153,8 +164,90 @@ public final class LiveEngine: EngineClient, @unchecked Sendable {
                                  layer: manifest.layer, latents: manifest.latents, k: manifest.k, trainTokens: manifest.trainTokens,
                                  fvu: manifest.evaluation?.fvu, lossRecovered: manifest.evaluation?.lossRecovered)
         post(.opened(info, summaries))
-        post(.explanations(try explanations().allCurrent()))
+        let current = try explanations().allCurrent()
+        post(.explanations(current))
         post(.vocabulary(try vocabulary(manifest)))
+        var latest: [Int: LatentScores] = [:]
+        let store = try scores()
+        for (latent, version) in current {
+            if let s = store.latest(latent: latent, mode: simulationMode.rawValue, calibration: calibration.rawValue), s.version == version.id {
+                latest[latent] = s
+            }
+        }
+        if !latest.isEmpty { post(.scores(latest)) }
+    }
+
+    private func scores() throws -> ScoreStore {
+        if let scoreStore { return scoreStore }
+        let s = try ScoreStore(workspace: workspace)
+        scoreStore = s
+        return s
+    }
+
+    /// The stored simulation of the latent's current explanation, if it was simulated before.
+    private func storedSimulation(_ latent: Int) throws -> EngineEvent? {
+        guard let version = try explanations().current(latent) else { return nil }
+        let store = try scores()
+        guard let s = store.latest(latent: latent, mode: simulationMode.rawValue, calibration: calibration.rawValue), s.version == version.id else {
+            return nil
+        }
+        return .simulation(latent: latent, scores: s, previous: store.previous(of: s), record: store.simulation(for: s))
+    }
+
+    private func localSimulator() throws -> LocalSimulator {
+        if let simulator { return simulator }
+        post(.progress(JobProgress(title: "loading the simulator model", done: 0, total: 1)))
+        let s = try LocalSimulator(session: try loadSession())
+        simulator = s
+        return s
+    }
+
+    private func scoringEvaluator() throws -> Evaluator {
+        if let evaluator { return evaluator }
+        let e = try Evaluator(workspace: workspace, tokenizer: try loadSession().tokenizer)
+        evaluator = e
+        return e
+    }
+
+    private func simulate(_ latent: Int) throws {
+        guard let version = try explanations().current(latent) else {
+            throw EngineError("latent \(latent) has no explanation to simulate")
+        }
+        let simulator = try localSimulator()
+        let evaluator = try scoringEvaluator()
+        post(.progress(JobProgress(title: "simulating latent \(latent)", done: 0, total: 1)))
+        defer { post(.progress(nil)) }
+        do {
+            let (result, record) = try evaluator.evaluate(latent: latent, explanation: version, backend: simulator, mode: simulationMode,
+                                                          calibration: calibration, shouldStop: { [weak self] in self?.isCancelled ?? true })
+            let store = try scores()
+            let stored = try store.append(result, simulation: record)
+            post(.simulation(latent: latent, scores: stored, previous: store.previous(of: stored), record: record))
+        } catch is SimulationCancelled {
+            post(.notice("simulation of latent \(latent) cancelled"))
+            if let stored = try storedSimulation(latent) { post(stored) } else {
+                post(.failure("simulation of latent \(latent) cancelled; s runs it again"))
+            }
+        }
+    }
+
+    private func simulateText(id: Int, latent: Int, text: String) throws {
+        guard let version = try explanations().current(latent) else { throw EngineError("latent \(latent) has no explanation to simulate") }
+        let simulator = try localSimulator()
+        let tokenizer = try loadSession().tokenizer
+        let ids = Array(tokenizer.encode(text).prefix(1024))
+        // Contexts of at most 64 tokens, like the scoring windows.
+        let contexts = stride(from: 0, to: ids.count, by: 64).map { start -> SimulationContext in
+            let chunk = Array(ids[start..<min(start + 64, ids.count)])
+            return SimulationContext(tokens: chunk, texts: chunk.map { String(decoding: tokenizer.tokenBytes($0), as: UTF8.self) })
+        }
+        post(.progress(JobProgress(title: "simulating latent \(latent) on the text", done: 0, total: 1)))
+        defer { post(.progress(nil)) }
+        let expected = try simulator.simulate(explanation: version.text, contexts: contexts, mode: simulationMode,
+                                              shouldStop: { [weak self] in self?.isCancelled ?? true })
+        let record = try self.record(latent)
+        let simulated = calibration.apply(expected, record: record, trainTokens: cache?.manifest.trainTokens ?? 1)
+        post(.textSimulation(id: id, latent: latent, simulated: simulated.flatMap { $0 }))
     }
 
     private func explanations() throws -> ExplanationStore {
@@ -183,7 +276,9 @@ public final class LiveEngine: EngineClient, @unchecked Sendable {
                 special.insert(id)
                 texts.append(tokenizer.tokenString(id))
             } else {
-                texts.append(String(decoding: tokenizer.tokenBytes(id), as: UTF8.self))
+                // Bytes that are not UTF-8 on their own (part of a character) show as <0xAB>.
+                let bytes = tokenizer.tokenBytes(id)
+                texts.append(String(validating: bytes, as: UTF8.self) ?? tokenizer.display(id))
             }
         }
         return Vocabulary(texts: texts, special: special)

@@ -93,9 +93,17 @@ struct TokenFlow: Equatable {
 
     /// Without colour: a row of intensity characters under line `line`.
     func drawIntensity(line: Int, into c: inout Canvas, x: Int, y: Int, width: Int, style: Style, heat: (Int) -> Double) {
+        drawIntensity(line: line, into: &c, x: x, y: y, width: width, styleOf: { _ in style }, heat: heat)
+    }
+
+    /// The same with a style per token (e.g. simulated values, wrong ones marked).
+    func drawIntensity(line: Int, into c: inout Canvas, x: Int, y: Int, width: Int, styleOf: (Int) -> Style,
+                       heat: (Int) -> Double, blank: Character = " ") {
         guard lines.indices.contains(line) else { return }
         for p in lines[line] {
-            let ch = String(Palette.intensity(heat(p.token)))
+            let level = Palette.intensity(heat(p.token))
+            let ch = String(level == " " ? blank : level)
+            let style = styleOf(p.token)
             let w = max(DisplayWidth.of(p.text), 1)
             c.put(String(repeating: ch, count: w), x: x + p.x, y: y, style: style, maxWidth: max(0, width - p.x))
         }

@@ -22,8 +22,9 @@ enum BenchCommand {
         let runs = try a.int("--runs", default: 7, range: 1...1000)
         let threads = try a.int("--threads", default: Parallel.threads, range: 1...256)
         if a.peekFirst == "ui" { return try UIBench.run(&a, json: json) }
+        if a.peekFirst == "simulate" { Parallel.threads = threads; return try SimulateCommand.bench(&a, json: json, modelPath: modelPath) }
         let what = try a.positionals()
-        guard what == ["forward"] else { throw UserError("bench: say what to measure: `loupe bench forward` or `loupe bench ui` (got \(what))") }
+        guard what == ["forward"] else { throw UserError("bench: say what to measure: `loupe bench forward`, `loupe bench ui` or `loupe bench simulate` (got \(what))") }
         Parallel.threads = threads
 
         let s = try Session(modelPath: modelPath, batch: min(tokens, 512), progress: Console.progress)

@@ -26,6 +26,15 @@ public enum LoupeCLI {
       loupe latent ID [--json] [--windows 10]      a latent's statistics, logit effects, neighbours and top windows
       loupe explanations show LATENT | set LATENT TEXT | export [FILE] [--delphi DIR [--module M]] | import FILE|DIR [--module M]
                                                    a workspace's explanations: history, JSON {"latent": "text"} or delphi files
+      loupe explain [--latents SPEC] [--explainer llm|lexical] [--explainer-model PATH] [--redo] [--show-prompt] [--workspace DIR] [--json]
+                                                   explain latents in bulk, resumably; SPEC e.g. 0-99,150,top500 or all (default);
+                                                   latents whose latest explanation is a person's own (user, import, revert) are never replaced
+      loupe simulate --latent N [--text TEXT | --windows 5] [--mode all|last] [--explanation TEXT] [--calibration none|quantile] [--workspace DIR] [--json]
+                                                   simulate a latent from its explanation: per token true vs simulated activation
+      loupe bench simulate [--latents 8] [--windows 10] [--uncached-prompts 16] [--workspace DIR] [--json]
+                                                   all at once + prefix cache vs the last-token protocol: predictions/s, speed-up, correlation
+      loupe score [--latents SPEC] [--mode all|last] [--calibration none|quantile] [--simulator-url URL --simulator-model NAME] [--redo] [--workspace DIR] [--json]
+                                                   score current explanations on held-out text (Pearson, detection), resumably; per-source summary
       loupe help
 
     Every model command takes --model PATH to use another Llama-family GGUF file; without it the
@@ -64,6 +73,9 @@ public enum LoupeCLI {
             case "info": try WorkspaceCommands.info(&a)
             case "latent": try WorkspaceCommands.latent(&a)
             case "explanations": try ExplanationCommands.run(&a)
+            case "simulate": try SimulateCommand.run(&a)
+            case "explain": try ExplainCommand.run(&a)
+            case "score": try ScoreCommand.run(&a)
             default: throw UserError("unknown command '\(name)'; run `loupe help` for the list")
             }
             return 0

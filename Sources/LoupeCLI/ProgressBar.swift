@@ -48,8 +48,9 @@ final class ProgressBar: BuildReporter, @unchecked Sendable {
         let width = 24
         let filled = Int(fraction * Double(width))
         let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled)
-        let line = String(format: "%@ %@ %5.1f%% %d/%d %@ %.0f %@/s ETA %@  %@", step, bar, fraction * 100, done, total, unit,
-                          rate, unit, Self.duration(eta), detail)
+        let rateText = String(format: rate < 10 ? "%.2f" : "%.0f", rate)
+        let line = String(format: "%@ %@ %5.1f%% %d/%d %@ %@ %@/s ETA %@  %@", step, bar, fraction * 100, done, total, unit,
+                          rateText, unit, Self.duration(eta), detail)
         FileHandle.standardError.write(((interactive ? "\r\u{1B}[K" : "") + line + (interactive ? "" : "\n")).data(using: .utf8)!)
     }
 

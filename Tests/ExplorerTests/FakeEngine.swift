@@ -56,6 +56,23 @@ final class FakeEngine: EngineClient, @unchecked Sendable {
                             windows: windows)
     }
 
+    static func scores(_ latent: Int, version: Int) -> LatentScores {
+        LatentScores(latent: latent, version: version, source: "user", mode: "all", calibration: "quantile", backend: "fake",
+                     pearson: Double(version) / 10 + 0.3, sensitivity: 0.8, specificity: 0.6, balancedAccuracy: 0.7, windows: 2, tokens: 24, seconds: 0.1)
+    }
+
+    static func simulation(_ latent: Int, version: Int) -> SimulationRecord {
+        let windows = (0..<2).map { w -> SimulationRecord.Window in
+            let tokens = (0..<12).map { (latent + w + $0 * 5) % 12 }
+            let acts = (0..<12).map { w == 0 && $0 % 4 == 1 ? Float($0) / 3 : 0 }
+            let simulated = (0..<12).map { $0 % 3 == 1 ? Float($0) / 4 : 0 }
+            let outcomes = zip(acts, simulated).map { TokenOutcome(fires: $0 > 0, predicted: $1 > 0) }
+            return SimulationRecord.Window(corpusWindow: w, start: 0, focus: w == 0 ? 1 : nil, tokens: tokens, activations: acts,
+                                           expected: simulated.map { $0 * 2 }, simulated: simulated, outcomes: outcomes)
+        }
+        return SimulationRecord(latent: latent, key: ScoreKey(version: version, mode: "all", calibration: "quantile", backend: "fake"), windows: windows)
+    }
+
     static func analysis(_ text: String) -> ContextAnalysis {
         let words = text.split(separator: " ", omittingEmptySubsequences: false).map { " " + $0 }
         let tokens = words.map { w in FakeEngine.words.firstIndex(of: w) ?? (w.count % 12) }
@@ -92,6 +109,12 @@ final class FakeEngine: EngineClient, @unchecked Sendable {
             hasWorkspace = true
             return [.progress(JobProgress(title: "activations", done: 30, total: 100, unit: "tokens", eta: 75)),
                     .progress(nil)] + answer(.open)
+        case .simulate(let latent):
+            guard let version = saved.last(where: { $0.latent == latent }) else { return [.failure("no explanation")] }
+            return [.simulation(latent: latent, scores: Self.scores(latent, version: version.id), previous: version.id > 1 ? Self.scores(latent, version: version.id - 1) : nil,
+                                record: Self.simulation(latent, version: version.id))]
+        case .simulateText(let id, let latent, let text):
+            return [.textSimulation(id: id, latent: latent, simulated: Self.analysis(text).tokens.enumerated().map { Float(($0.offset + latent) % 3) })]
         case .exportExplanations(let path): return [.notice("exported to \(path)")]
         case .importExplanations(let path): return [.notice("imported from \(path)")]
         case .cancel: return [.progress(nil)]

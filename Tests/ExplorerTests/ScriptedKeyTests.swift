@@ -96,7 +96,11 @@ final class ScriptedKeyTests: XCTestCase {
         h.press(.char("X"), .ctrl("z"))
         XCTAssertEqual(h.app.state.latent?.editor?.text, "the bridges and tunne")
         h.press(.enter)
-        XCTAssertEqual(h.engine.requests.last, .saveExplanation(latent: id, text: "the bridges and tunne"))
+        XCTAssertEqual(h.engine.requests.suffix(2), [.saveExplanation(latent: id, text: "the bridges and tunne"), .simulate(latent: id)],
+                       "a saved explanation is simulated again at once")
+        XCTAssertEqual(h.app.state.latent?.scores?.version, h.app.state.explanations[id]?.id)
+        XCTAssertNotNil(h.app.state.latent?.simulation)
+        XCTAssertEqual(h.app.state.scores[id]?.pearson, h.app.state.latent?.scores?.pearson)
         XCTAssertEqual(h.app.state.explanations[id]?.text, "the bridges and tunne")
         XCTAssertTrue(h.screen.contains("the bridges and tunne"))
         h.press(.char("q"))
@@ -137,7 +141,7 @@ final class ScriptedKeyTests: XCTestCase {
         h.press(.char("H"))
         XCTAssertEqual(h.app.state.history?.versions.map(\.text), ["two", "one"])
         h.press(.char("j"), .enter)
-        XCTAssertEqual(h.engine.requests.last, .revertExplanation(latent: id, versionID: 1))
+        XCTAssertEqual(h.engine.requests.suffix(2), [.revertExplanation(latent: id, versionID: 1), .simulate(latent: id)])
         XCTAssertEqual(h.app.state.explanations[id]?.text, "one")
         XCTAssertEqual(h.app.state.explanations[id]?.id, 3)
     }
@@ -247,6 +251,37 @@ final class ScriptedKeyTests: XCTestCase {
         XCTAssertEqual(h.app.state.themeName, "light")
         h.press(.char("t"))
         XCTAssertEqual(h.app.state.themeName, "dark")
+    }
+
+    func testNewScoresShowBesideThePreviousVersions() {
+        var h = Harness(width: 120, height: 30)
+        let id = h.app.state.list.rows[0]
+        h.press(.enter, .char("e")); h.type("one"); h.press(.enter)
+        h.press(.char("e"), .ctrl("u")); h.type("two"); h.press(.enter)
+        let l = h.app.state.latent!
+        XCTAssertEqual(l.scores?.version, 2)
+        XCTAssertEqual(l.previousScores?.version, 1)
+        XCTAssertTrue(h.screen.contains("v2: r 0.50"), h.screen)
+        XCTAssertTrue(h.screen.contains("↑ from 0.40 (v1)"), h.screen)
+        XCTAssertTrue(h.screen.contains("held-out windows"), "the simulated windows are drawn")
+        h.press(.char("q"), .char("s"), .char("s"))
+        XCTAssertEqual(h.app.state.list.sort, .score)
+        XCTAssertEqual(h.app.state.list.rows.first, id, "the only scored latent sorts first")
+        XCTAssertTrue(h.screen.contains("0.50"))
+    }
+
+    func testLabSimulatesTheChosenLatent() {
+        var h = Harness(width: 100, height: 30)
+        let first = h.app.state.list.rows[0]
+        h.press(.enter, .char("e")); h.type("rivers"); h.press(.enter)
+        h.press(.char("3"))
+        h.type("the river")
+        h.press(.enter)
+        h.app.state.lab.latent = first
+        h.press(.char("s"))
+        XCTAssertEqual(h.engine.requests.last, .simulateText(id: 1, latent: first, text: "the river"))
+        XCTAssertEqual(h.app.state.lab.simulated?.count, 2)
+        XCTAssertTrue(h.screen.contains("bars: simulated"))
     }
 
     func testEveryBindingIsReachable() {

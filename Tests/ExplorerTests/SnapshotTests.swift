@@ -85,6 +85,14 @@ final class SnapshotTests: XCTestCase {
         }
     }
 
+    func testLatentWithSimulation() {
+        check("latent-simulated") { h in
+            h.press(.enter, .char("e")); h.type("one"); h.press(.enter)
+            h.press(.char("e"), .ctrl("u")); h.type("bridges over rivers"); h.press(.enter)
+            h.press(.char("G"))
+        }
+    }
+
     func testHelp() { check("help") { h in h.press(.char("?")) } }
 
     func testWelcome() {

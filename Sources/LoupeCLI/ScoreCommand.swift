@@ -1,0 +1,134 @@
+import Engine
+import Formats
+import Foundation
+import Tokenizer
+
+/// `loupe score`: simulate each chosen latent's current explanation on its held-out scoring set and
+/// store the scores (the set, the metrics and the store are described in Sources/Engine/Scoring.swift
+/// and ScoreStore.swift). Resumable: a latent already scored for its current version with the same
+/// mode, calibration and backend is skipped unless --redo. Ctrl-C stops after the latent in hand.
+enum ScoreCommand {
+    static func run(_ a: inout Arguments) throws {
+        let json = a.flag("--json")
+        let redo = a.flag("--redo")
+        let modelPath = try a.option("--model")
+        let ws = try WorkspaceCommands.workspace(&a)
+        let spec = try a.option("--latents") ?? "all"
+        let mode = try SimulateCommand.mode(&a)
+        let calibration = try SimulateCommand.calibration(&a)
+        let url = try a.option("--simulator-url")
+        let serverModel = try a.option("--simulator-model")
+        let rest = try a.positionals()
+        guard rest.isEmpty else { throw UserError("score: unexpected '\(rest[0])'; choose latents with --latents SPEC") }
+        if serverModel != nil && url == nil { throw UserError("score: --simulator-model goes with --simulator-url URL") }
+
+        let manifest = try ws.load()
+        guard FileManager.default.fileExists(atPath: ws.cacheDirectory.appendingPathComponent("cache.json").path) else {
+            throw UserError("score: the workspace at \(ws.directory.path) has no latent cache yet; finish it with `loupe build`")
+        }
+        let cache = try LatentCache(directory: ws.cacheDirectory)
+        let counts = try LatentIndex.load(cache: cache).map(\.count)
+        let chosen: [Int]
+        do { chosen = try LatentSelection.resolve(spec, counts: counts) } catch let e as EngineError { throw UserError("score: " + e.description) }
+        let current = try ExplanationStore(workspace: ws).allCurrent()
+        let latents = chosen.filter { current[$0] != nil }
+        guard !latents.isEmpty else {
+            throw UserError("score: none of the \(chosen.count) latents chosen has an explanation; write them with `loupe explain` or `loupe explanations set`")
+        }
+
+        let path = try SimulateCommand.modelFor(manifest, modelPath)
+        let backend: SimulatorBackend, tokenizer: BPETokenizer
+        if let url {
+            guard let serverModel else { throw UserError("score: --simulator-url needs --simulator-model NAME (the model the server serves)") }
+            let gguf = try GGUFFile(path: path)
+            tokenizer = try BPETokenizer(gguf: gguf)
+            backend = try OpenAISimulator(url: url, model: serverModel, tokenizer: tokenizer, chat: try? ChatTemplate(gguf: gguf))
+        } else {
+            let session = try Session(modelPath: path, progress: Console.progress)
+            tokenizer = session.tokenizer
+            backend = try LocalSimulator(session: session)
+        }
+        let evaluator = try Evaluator(workspace: ws, tokenizer: tokenizer)
+        let scores = try ScoreStore(workspace: ws)
+        func key(_ latent: Int) -> ScoreKey {
+            ScoreKey(version: current[latent]!.id, mode: mode.rawValue, calibration: calibration.rawValue, backend: backend.name)
+        }
+        let todo = latents.filter { redo || scores.scores(for: key($0)) == nil }
+
+        let reporter = ProgressBar(quiet: json)
+        let clearLine = isatty(STDERR_FILENO) != 0 && isatty(STDOUT_FILENO) != 0
+        let started = Clock.now
+        var scored = 0, stopped = false
+        reporter.begin("score", total: todo.count, unit: "latents")
+        for latent in todo {
+            if reporter.shouldStop { stopped = true; break }
+            let result: (LatentScores, SimulationRecord)
+            do {
+                result = try evaluator.evaluate(latent: latent, explanation: current[latent]!, backend: backend, mode: mode,
+                                                calibration: calibration, shouldStop: { reporter.shouldStop })
+            } catch is SimulationCancelled { stopped = true; break }
+            try scores.append(result.0, simulation: result.1)
+            scored += 1
+            reporter.advance(scored, detail: "latent \(latent) r=\(number(result.0.pearson))")
+            if !json {
+                if clearLine { FileHandle.standardError.write("\r\u{1B}[K".data(using: .utf8)!) }
+                Console.print(line(result.0, text: current[latent]!.text))
+            }
+        }
+        let seconds = Clock.now - started
+        if !stopped { reporter.end("score", summary: "\(scored) latents scored") }
+
+        // The table covers every chosen latent scored with these settings, from this run or before.
+        let results = latents.compactMap { scores.scores(for: key($0)) }
+        let groups = Dictionary(grouping: results, by: \.source).sorted { $0.key < $1.key }.map { (source: $0.key, results: $0.value) }
+        let perLatent = scored > 0 ? seconds / Double(scored) : 0
+        if json {
+            Console.print(JSON.object([
+                ("scored", .int(scored)), ("already_scored", .int(latents.count - todo.count)),
+                ("without_explanation", .int(chosen.count - latents.count)), ("stopped", .bool(stopped)),
+                ("seconds", .number(seconds)), ("seconds_per_latent", .number(perLatent)),
+                ("mode", .string(mode.rawValue)), ("calibration", .string(calibration.rawValue)), ("backend", .string(backend.name)),
+                ("detection_threshold", .string(Detection.threshold(calibration))),
+                ("all", summaryJSON(results)),
+                ("by_source", .object(groups.map { ($0.source, summaryJSON($0.results)) })),
+            ]).text)
+            return
+        }
+        var notes = ["\(scored) latents scored in \(ProgressBar.duration(seconds))" + (scored > 0 ? String(format: " (%.2f s per latent)", perLatent) : "")]
+        if latents.count > todo.count { notes.append("\(latents.count - todo.count) already scored (--redo redoes them)") }
+        if chosen.count > latents.count { notes.append("\(chosen.count - latents.count) have no explanation") }
+        Console.print(notes.joined(separator: "; "))
+        Console.print("\(backend.name), mode \(mode.rawValue), calibration \(calibration.rawValue); predicted to fire: \(Detection.threshold(calibration))")
+        Console.print("source      latents  pearson  balanced acc  sensitivity  specificity")
+        for g in groups + (groups.count > 1 ? [(source: "all", results: results)] : []) {
+            let m = means(g.results)
+            Console.print(SimulateCommand.pad(g.source, 11) + String(format: " %7d", g.results.count) + "  " + [m.pearson, m.balanced, m.sensitivity, m.specificity]
+                .enumerated().map { SimulateCommand.pad(number($1), [7, 12, 11, 11][$0]) }.joined(separator: "  "))
+        }
+        if stopped { Console.print("stopped; run the same command again to continue") }
+    }
+
+    /// One latent's result line: id, scores, explanation.
+    static func line(_ s: LatentScores, text: String) -> String {
+        String(format: "%6d  r %@  bal.acc %@  sens %@  spec %@  ", s.latent, number(s.pearson), number(s.balancedAccuracy),
+               number(s.sensitivity), number(s.specificity)) + text
+    }
+
+    static func number(_ x: Double?) -> String { x.map { String(format: "%5.3f", $0) } ?? "  –  " }
+
+    /// Means over the results where each metric is defined.
+    static func means(_ results: [LatentScores]) -> (pearson: Double?, sensitivity: Double?, specificity: Double?, balanced: Double?) {
+        func mean(_ xs: [Double?]) -> Double? {
+            let v = xs.compactMap { $0 }
+            return v.isEmpty ? nil : v.reduce(0, +) / Double(v.count)
+        }
+        return (mean(results.map(\.pearson)), mean(results.map(\.sensitivity)), mean(results.map(\.specificity)), mean(results.map(\.balancedAccuracy)))
+    }
+
+    static func summaryJSON(_ results: [LatentScores]) -> JSON {
+        let m = means(results)
+        func value(_ x: Double?) -> JSON { x.map { .number($0) } ?? .null }
+        return .object([("latents", .int(results.count)), ("pearson", value(m.pearson)), ("balanced_accuracy", value(m.balanced)),
+                        ("sensitivity", value(m.sensitivity)), ("specificity", value(m.specificity))])
+    }
+}

@@ -1,0 +1,154 @@
+import Foundation
+import XCTest
+
+/// The real `loupe` binary in tmux, on a workspace built in setUp (by `loupe build`) from a tiny
+/// random model the test writes: keys go in with `send-keys`, the screen comes back with
+/// `capture-pane` and is polled until what should show does.
+final class EndToEndTests: XCTestCase {
+    var dir: URL!
+    var model: String { dir.appendingPathComponent("tiny.gguf").path }
+    var workspace: String { dir.appendingPathComponent("workspace").path }
+    var driver: TmuxDriver?
+
+    /// `loupe`, built beside the test bundle.
+    var binary: URL { URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("loupe") }
+
+    override func setUpWithError() throws {
+        guard FileManager.default.isExecutableFile(atPath: binary.path) else {
+            throw XCTSkip("no loupe binary beside the tests at \(binary.path) (build with --build-tests)")
+        }
+        guard let tmux = TmuxDriver.find() else { throw XCTSkip("tmux is not installed; the end-to-end explorer tests need it") }
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-e2e-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        driver = try TmuxDriver(executable: tmux, directory: dir)
+        try buildWorkspace()
+    }
+
+    override func tearDownWithError() throws {
+        driver?.kill()
+        if let dir { try? FileManager.default.removeItem(at: dir) }
+    }
+
+    /// Model, corpus and `loupe build`: 64 latents (k 4) on layer 1 of 2, a few thousand tokens.
+    func buildWorkspace() throws {
+        try TinyFixture.writeModel(to: model)
+        let corpus = dir.appendingPathComponent("corpus.txt").path
+        try TinyFixture.writeCorpus(to: corpus)
+        let log = dir.appendingPathComponent("build.log")
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: log)
+        defer { try? handle.close() }
+        let p = Process()
+        p.executableURL = binary
+        p.arguments = ["build", "--workspace", workspace, "--model", model, "--corpus", corpus, "--tokens", "4096",
+                       "--latents", "64", "--k", "4", "--layer", "1", "--eval-windows", "4", "--batch", "256"]
+        p.standardInput = FileHandle.nullDevice
+        p.standardOutput = handle
+        p.standardError = handle
+        try p.run()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else {
+            let output = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+            XCTFail("loupe build exited with status \(p.terminationStatus):\n\(output)")
+            throw TmuxDriver.DriverError("loupe build failed")
+        }
+    }
+
+    /// `loupe open` as a user starts it in a 256-colour tmux, plus extra environment and flags.
+    func openCommand(environment: [String] = [], flags: [String] = []) -> [String] {
+        ["env", "-u", "NO_COLOR", "TERM=tmux-256color", "LANG=C.UTF-8", "LC_ALL=C.UTF-8"] + environment
+            + [binary.path, "open", workspace, "--model", model] + flags
+    }
+
+    /// The list has drawn its rows: the heading, the title's latent count, and a row with a density.
+    static func showsList(_ s: String) -> Bool {
+        s.contains("density") && s.contains("· 64 latents") && s.contains(#/(?m)^\s+\d+\s+\d[\d.]*%/#)
+    }
+
+    /// The latent whose screen is showing (with its record loaded), if one is.
+    static func latentShown(_ s: String) -> Int? {
+        s.firstMatch(of: #/Latent (\d+) ·/#).flatMap { Int($0.1) }
+    }
+
+    func testListLatentEditSaveQuitReopen() throws {
+        let t0 = Date()
+        let tmux = try XCTUnwrap(driver)
+        let explanation = "fires after commas — test ✓"
+        try tmux.start(openCommand(), width: 100, height: 30)
+        try tmux.wait(for: "the latents list", Self.showsList)
+
+        try tmux.press("Enter")
+        let latentScreen = try tmux.wait(for: "a latent's screen") { Self.latentShown($0) != nil && $0.contains("(none yet — e writes one)") }
+        let id = try XCTUnwrap(Self.latentShown(latentScreen))
+
+        try tmux.press("e")
+        try tmux.wait(for: "the explanation editor") { $0.contains("Enter save · Esc cancel") }
+        try tmux.type(explanation)
+        try tmux.wait(for: "the typed text") { $0.contains(explanation) }
+        try tmux.press("Enter")
+        // Saved: the status line says so and the screen shows the text as version 1, by the user.
+        // (The simulation that follows a save runs on the tiny model too; its context of 1024
+        // holds the simulator's prompts, so no error replaces the message.)
+        try tmux.wait(for: "the saved explanation") {
+            $0.contains("saved explanation of latent \(id) (version 1)") && $0.contains(explanation + "  v1 · user")
+        }
+
+        try tmux.press("Q")
+        XCTAssertEqual(try tmux.waitForExit(), 0, "loupe exits cleanly on Q; it left:\n\(tmux.lastScreen)")
+        XCTAssertEqual(try tmux.format("#{alternate_on} #{cursor_flag}"), "0 1", "the terminal is back on its normal screen, cursor shown")
+
+        let log = try String(contentsOfFile: workspace + "/explanations/log.jsonl", encoding: .utf8)
+        let lines = log.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        XCTAssertEqual(lines.count, 1, "one version in the log:\n\(log)")
+        XCTAssertEqual(lines.first?["latent"] as? Int, id)
+        XCTAssertEqual(lines.first?["text"] as? String, explanation)
+        XCTAssertEqual(lines.first?["source"] as? String, "user")
+
+        // Reopened, the list shows the explanation in its row (the order is deterministic, so it is the first row).
+        try tmux.respawn(openCommand())
+        try tmux.wait(for: "the list with the saved explanation") { Self.showsList($0) && $0.contains(explanation) }
+
+        // Too small a terminal gets a message; back to full size, the list is drawn again.
+        try tmux.resize(width: 50, height: 12)
+        try tmux.wait(for: "the too-small message") { $0.contains("at least 60×15") && $0.contains("this one is 50×12") }
+        try tmux.resize(width: 100, height: 30)
+        try tmux.wait(for: "the list after resizing back") { Self.showsList($0) && $0.contains(explanation) && !$0.contains("at least 60×15") }
+
+        // Jump to the latent by id: the explanation is on its screen.
+        try tmux.press(":")
+        try tmux.type(String(id))
+        try tmux.press("Enter")
+        try tmux.wait(for: "latent \(id) with its explanation") { Self.latentShown($0) == id && $0.contains(explanation + "  v1 · user") }
+
+        try tmux.press("Q")
+        XCTAssertEqual(try tmux.waitForExit(), 0, "loupe exits cleanly on Q; it left:\n\(tmux.lastScreen)")
+        print("end-to-end explorer session: \(String(format: "%.1f", Date().timeIntervalSince(t0))) s after the build")
+    }
+
+    /// NO_COLOR (and --no-color) draw with attributes only; the same screens in a 256-colour run have colours.
+    func testNoColorUsesAttributesOnly() throws {
+        let tmux = try XCTUnwrap(driver)
+        let runs: [(String, [String], [String], Bool)] = [
+            ("default", [], [], true), ("NO_COLOR=1", ["NO_COLOR=1"], [], false), ("--no-color", [], ["--no-color"], false),
+        ]
+        for (i, (name, environment, flags, coloured)) in runs.enumerated() {
+            if i == 0 {
+                try tmux.start(openCommand(environment: environment, flags: flags), width: 100, height: 30)
+            } else {
+                try tmux.respawn(openCommand(environment: environment, flags: flags))
+            }
+            try tmux.wait(for: "the list (\(name))", Self.showsList)
+            let list = try tmux.screen(escapes: true)
+            try tmux.press("Enter")
+            try tmux.wait(for: "a latent (\(name))") { Self.latentShown($0) != nil }
+            let latent = try tmux.screen(escapes: true)
+            for (screen, text) in [("list", list), ("latent", latent)] {
+                let a = Attributes(of: text)
+                XCTAssertEqual(a.colour, coloured, "\(name), \(screen) screen: colours \(coloured ? "expected" : "found"):\n\(text.debugDescription)")
+                XCTAssertTrue(a.bold || a.underline, "\(name), \(screen) screen: neither bold nor underline")
+            }
+            try tmux.press("Q")
+            XCTAssertEqual(try tmux.waitForExit(), 0, "\(name): loupe exits cleanly on Q; it left:\n\(tmux.lastScreen)")
+        }
+    }
+}

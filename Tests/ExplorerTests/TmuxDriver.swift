@@ -1,0 +1,207 @@
+import Foundation
+import XCTest
+
+/// A private tmux server (its own socket, no user configuration) holding one session whose pane
+/// runs a program: send it keys, read its screen back, wait for what should appear.
+///
+/// The server reads a small config: no status line, so the pane is the whole window.
+final class TmuxDriver {
+    let executable: String
+    let socket: String
+    let session = "loupe-e2e"
+    let config: URL
+    /// The last screen read, for failure messages.
+    private(set) var lastScreen = ""
+    /// The server's socket file, known once it runs (tmux leaves it behind when killed).
+    private var socketPath: String?
+
+    /// tmux's path on PATH, nil when it is not installed.
+    static func find() -> String? {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        return path.split(separator: ":").map { "\($0)/tmux" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
+    init(executable: String, directory: URL) throws {
+        self.executable = executable
+        socket = "loupe-e2e-\(getpid())-\(UUID().uuidString.prefix(8))"
+        config = directory.appendingPathComponent("tmux.conf")
+        try """
+        set -g status off
+        set -g history-limit 200
+        """.write(to: config, atomically: true, encoding: .utf8)
+    }
+
+    var environment: [String: String] {
+        var env = ProcessInfo.processInfo.environment
+        env["TMUX"] = nil
+        env["LANG"] = "C.UTF-8"
+        env["LC_ALL"] = "C.UTF-8"
+        return env
+    }
+
+    /// Runs one tmux command on this server; returns its exit status and standard output.
+    @discardableResult
+    func tmux(_ args: [String]) throws -> (status: Int32, output: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: executable)
+        p.arguments = ["-u", "-L", socket, "-f", config.path] + args
+        p.environment = environment
+        p.standardInput = FileHandle.nullDevice
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        let errors = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        if p.terminationStatus != 0 {
+            FileHandle.standardError.write("tmux \(args.joined(separator: " ")): \(String(decoding: errors, as: UTF8.self))".data(using: .utf8)!)
+        }
+        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    /// Runs a tmux command that starts the server, which forks off and lives on. Not through
+    /// `Process`: on Linux it learns of a child's exit when a descriptor it gives the child closes,
+    /// and the server would inherit that descriptor and hold it open. Here the command gets
+    /// /dev/null for its standard streams, no other descriptor (glibc skips closing one that is
+    /// no longer open) and default signal handling, and is waited for directly.
+    func startServer(_ args: [String]) throws -> Int32 {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        for fd: Int32 in 0...2 { posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0) }
+        let open = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+        for fd in open.compactMap({ Int32($0) }) where fd > 2 { posix_spawn_file_actions_addclose(&actions, fd) }
+        let argv = ([executable, "-u", "-L", socket, "-f", config.path] + args).map { strdup($0) } + [nil]
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { (argv + envp).forEach { free($0) } }
+        // Signals as a fresh process has them: none blocked, every one at its default action.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var none = sigset_t(), all = sigset_t()
+        sigemptyset(&none)
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
+        guard rc == 0 else { throw DriverError("could not run \(executable): \(String(cString: strerror(rc)))") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        return status & 0x7f == 0 ? (status >> 8) & 0xff : -1
+    }
+
+    /// Starts the server and the session, `width`×`height`, running `command` (see `wrapped`).
+    func start(_ command: [String], width: Int, height: Int) throws {
+        let status = try startServer(["new-session", "-d", "-s", session, "-x", String(width), "-y", String(height), "--"] + wrapped(command))
+        guard status == 0 else { throw DriverError("tmux new-session failed with status \(status)") }
+        socketPath = try format("#{socket_path}")
+    }
+
+    /// Runs `command` again in the session's pane, ending what runs there.
+    func respawn(_ command: [String]) throws {
+        let r = try tmux(["respawn-pane", "-k", "-t", session, "--"] + wrapped(command))
+        guard r.status == 0 else { throw DriverError("tmux respawn-pane failed with status \(r.status)") }
+    }
+
+    /// Programs started so far; each run's exit line names its number.
+    private var runs = 0
+
+    /// What the shell writes when the current run's program exits, before the status.
+    private var exitMarker: String { "[run \(runs) exited with status " }
+
+    /// `command` under a shell that clears the screen, runs it, then writes its exit status on
+    /// the screen and keeps the pane open. (Not tmux's own `pane_dead_status`: tmux can miss the
+    /// exit of a pane's process when it lands while tmux runs libutempter's helper, which sets
+    /// SIGCHLD to its default for the time; the pane then never dies.)
+    private func wrapped(_ command: [String]) -> [String] {
+        runs += 1
+        return ["sh", "-c", "printf '\\033[H\\033[2J'; \"$@\"; echo \"\(exitMarker)$?]\"; exec sleep 3600", "sh"] + command
+    }
+
+    /// Key names as tmux spells them ("Enter", "Escape", "Q").
+    func press(_ keys: String...) throws { try tmux(["send-keys", "-t", session] + keys) }
+
+    /// Text typed literally, character by character (UTF-8 as is).
+    func type(_ text: String) throws { try tmux(["send-keys", "-t", session, "-l", text]) }
+
+    func resize(width: Int, height: Int) throws {
+        try tmux(["resize-window", "-t", session, "-x", String(width), "-y", String(height)])
+    }
+
+    /// The screen as text; with `escapes`, with the SGR sequences of its attributes and colours.
+    func screen(escapes: Bool = false) throws -> String {
+        let text = try tmux(["capture-pane", "-p", "-t", session] + (escapes ? ["-e"] : [])).output
+        lastScreen = text
+        return text
+    }
+
+    /// A tmux format of the pane, e.g. `#{alternate_on}`.
+    func format(_ f: String) throws -> String {
+        try tmux(["display-message", "-p", "-t", session, f]).output.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Polls the screen until `condition` holds; after `timeout` seconds fails the test, showing
+    /// the last screen, and throws.
+    @discardableResult
+    func wait(for what: String, timeout: Double = 10, file: StaticString = #filePath, line: UInt = #line,
+              _ condition: (String) -> Bool) throws -> String {
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            let s = try screen()
+            if condition(s) { return s }
+            if Date() > deadline {
+                XCTFail("timed out after \(timeout) s waiting for \(what); the screen:\n\(s)", file: file, line: line)
+                throw DriverError("timed out waiting for \(what)")
+            }
+            usleep(50_000)
+        }
+    }
+
+    /// Waits for the pane's program to exit; returns its exit status (128 + N for signal N). The
+    /// screen it left is in `lastScreen`.
+    func waitForExit(timeout: Double = 10, file: StaticString = #filePath, line: UInt = #line) throws -> Int32 {
+        let marker = exitMarker
+        let screen = try wait(for: "the program to exit", timeout: timeout, file: file, line: line) { $0.contains(marker) }
+        let tail = screen[screen.range(of: marker)!.upperBound...]
+        return Int32(tail.prefix { $0.isNumber }) ?? -1
+    }
+
+    /// Ends the server and whatever still runs in it.
+    func kill() {
+        _ = try? tmux(["kill-server"])
+        if let socketPath, !socketPath.isEmpty { unlink(socketPath) }
+    }
+
+    struct DriverError: Error, CustomStringConvertible {
+        let description: String
+        init(_ description: String) { self.description = description }
+    }
+}
+
+/// What SGR escape sequences (as `capture-pane -e` writes them) switch on.
+struct Attributes: Equatable {
+    var colour = false, bold = false, underline = false
+
+    /// Reads every `ESC [ … m` in `text`. 38/48 (256-colour and RGB), 30–37, 40–47, 90–97 and
+    /// 100–107 are colours; 39 and 49 (the default colours, which tmux always writes) are not.
+    init(of text: String) {
+        for match in text.matches(of: #/\x1B\[([0-9;]*)m/#) {
+            var parts = match.1.split(separator: ";", omittingEmptySubsequences: false).map { Int($0) ?? 0 }[...]
+            while let p = parts.popFirst() {
+                switch p {
+                case 38, 48:
+                    // 38;5;N or 38;2;R;G;B: skip the colour's own numbers.
+                    colour = true
+                    parts = parts.dropFirst(parts.first == 2 ? 4 : 2)
+                case 30...37, 40...47, 90...97, 100...107: colour = true
+                case 1: bold = true
+                case 4: underline = true
+                default: break
+                }
+            }
+        }
+    }
+}
