@@ -63,7 +63,8 @@ public final class OpenAISimulator: SimulatorBackend, @unchecked Sendable {
         self.chat = chat
         self.promptDirectory = promptDirectory
         let config = URLSessionConfiguration.ephemeral
-        config.timeoutIntervalForRequest = timeout
+        // Each request carries its own timeout (`timeout`, settable after init).
+        config.timeoutIntervalForRequest = 3600
         config.httpMaximumConnectionsPerHost = 8
         session = URLSession(configuration: config)
     }

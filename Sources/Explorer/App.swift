@@ -540,6 +540,9 @@ public struct App: Sendable {
         case .simulation(let latent, let scores, let previous, let record):
             if scores.version == state.explanations[latent]?.id { state.scores[latent] = scores }
             if state.latent?.latent == latent {
+                if state.latent?.simulating == true {
+                    state.message = Message(text: "simulated latent \(latent): r \(scores.pearson.map { String(format: "%.2f", $0) } ?? "—")", isError: false)
+                }
                 state.latent?.scores = scores
                 state.latent?.previousScores = previous
                 state.latent?.simulation = record
