@@ -108,7 +108,11 @@ public struct AppState: Sendable {
     public var info: WorkspaceInfo?
     public var summaries: [LatentSummary] = []
     public var vocabulary: Vocabulary?
-    public var explanations: [Int: ExplanationVersion] = [:]
+    public var explanations: [Int: ExplanationVersion] = [:] {
+        didSet { loweredExplanations = explanations.mapValues { $0.text.lowercased() } }
+    }
+    /// The explanations lowercased, for search and filter.
+    public private(set) var loweredExplanations: [Int: String] = [:]
     /// Latest scores of each latent's current explanation.
     public var scores: [Int: LatentScores] = [:]
     /// Unsaved explanation edits, kept when an edit is cancelled or the latent is left.

@@ -25,7 +25,14 @@ public struct Vocabulary: Sendable {
     public var texts: [String]
     public var special: Set<Int>
 
-    public init(texts: [String], special: Set<Int>) { self.texts = texts; self.special = special }
+    /// The texts lowercased, for search and filter.
+    public var lowercased: [String]
+
+    public init(texts: [String], special: Set<Int>) {
+        self.texts = texts
+        self.special = special
+        lowercased = texts.map { $0.lowercased() }
+    }
 
     public func text(_ id: Int) -> String { id >= 0 && id < texts.count ? texts[id] : "<\(id)>" }
 }

@@ -70,11 +70,29 @@ enum LatentsScreen {
     static func matches(_ state: AppState, latent: Int, query: String) -> Bool {
         let q = query.lowercased()
         if let n = Int(q), n == latent { return true }
-        if let e = state.explanations[latent], e.text.lowercased().contains(q) { return true }
+        if let e = state.loweredExplanations[latent], contains(e, q) { return true }
         if let v = state.vocabulary, let s = state.summary(latent) {
-            return s.topTokens.contains { v.text($0).lowercased().contains(q) }
+            return s.topTokens.contains { $0 >= 0 && $0 < v.lowercased.count && contains(v.lowercased[$0], q) }
         }
         return false
+    }
+
+    /// Substring test on UTF-8 bytes (Foundation's `contains` is far slower, and this runs per latent per key).
+    static func contains(_ haystack: String, _ needle: String) -> Bool {
+        var h = haystack, n = needle
+        return h.withUTF8 { hb in
+            n.withUTF8 { nb in
+                guard nb.count > 0 else { return true }
+                guard hb.count >= nb.count else { return false }
+                let first = nb[0]
+                for i in 0...(hb.count - nb.count) where hb[i] == first {
+                    var j = 1
+                    while j < nb.count && hb[i + j] == nb[j] { j += 1 }
+                    if j == nb.count { return true }
+                }
+                return false
+            }
+        }
     }
 
     static func topTokens(_ s: LatentSummary, _ v: Vocabulary?) -> String {

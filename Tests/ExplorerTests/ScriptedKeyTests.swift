@@ -284,6 +284,21 @@ final class ScriptedKeyTests: XCTestCase {
         XCTAssertTrue(h.screen.contains("bars: simulated"))
     }
 
+    func testThirtyThousandLatentsStayResponsive() {
+        var h = Harness(width: 120, height: 40, latents: 30_000)
+        XCTAssertEqual(h.app.state.list.rows.count, 30_000)
+        var worst = (0.0, "")
+        for key: Key in [.char("G"), .char("s"), .char("S"), .pageUp, .char("f"), .char("t"), .enter, .char("/"), .char("p"), .enter, .char("n")] {
+            let t = Date()
+            h.press(key)
+            _ = h.screen
+            let dt = Date().timeIntervalSince(t)
+            if dt > worst.0 { worst = (dt, key.label) }
+        }
+        XCTAssertFalse(h.app.state.list.rows.isEmpty)
+        print(String(format: "30k latents: slowest key to frame %.1f ms (%@)", worst.0 * 1000, worst.1))
+    }
+
     func testEveryBindingIsReachable() {
         // No key is bound twice in one context (the second would never fire).
         for context in BindingContext.allCases {
