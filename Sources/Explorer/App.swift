@@ -515,6 +515,13 @@ public struct App: Sendable {
                 state.latent?.record = record
                 state.latent?.window = 0
                 state.latent?.scroll = 0
+                // A latent opened without an LLM explanation gets one in the background (the engine skips it when it
+                // has one already; a person's explanation is never replaced).
+                let personal = state.explanations[record.latent].map { !["llm", "lexical"].contains($0.source) } ?? false
+                if state.autoExplain && !personal && state.drafts[record.latent] == nil && record.count > 0 {
+                    state.latent?.explaining = true
+                    return [.explain(latent: record.latent)]
+                }
             }
         case .analysis(let id, let analysis):
             guard id >= state.lab.shown else { break }
@@ -532,8 +539,10 @@ public struct App: Sendable {
             state.message = Message(text: "saved explanation of latent \(version.latent) (version \(version.id)); simulating it…", isError: false)
             if state.list.sort == .explanation || !state.list.filter.isEmpty { rebuildRows(keeping: currentListLatent) }
             // A saved explanation is simulated again at once, in the background.
-            if state.latent?.latent == version.latent { state.latent?.simulating = true }
+            if state.latent?.latent == version.latent { state.latent?.simulating = true; state.latent?.explaining = false }
             return [.simulate(latent: version.latent)]
+        case .explained(let latent):
+            if state.latent?.latent == latent { state.latent?.explaining = false }
         case .scores(let scores):
             state.scores.merge(scores) { _, new in new }
             if state.list.sort == .score { rebuildRows(keeping: currentListLatent) }
@@ -547,6 +556,7 @@ public struct App: Sendable {
                 state.latent?.previousScores = previous
                 state.latent?.simulation = record
                 state.latent?.simulating = false
+            state.latent?.explaining = false
             }
         case .textSimulation(let id, let latent, let simulated):
             guard id == state.lab.shown else { break }

@@ -42,6 +42,8 @@ public struct LatentState: Sendable {
     public var scores: LatentScores?
     public var previousScores: LatentScores?
     public var simulating = false
+    /// The LLM is writing this latent's first explanation.
+    public var explaining = false
 
     public init(latent: Int) { self.latent = latent }
 }
@@ -134,6 +136,8 @@ public struct AppState: Sendable {
     public var themes: [String]
     public var themeIndex = 0
     public var quit = false
+    /// Latents opened without an explanation get one from the LLM explainer.
+    public var autoExplain = true
 
     public init(width: Int, height: Int, workspacePath: String, themes: [String] = ["dark"], themeIndex: Int = 0) {
         self.width = width

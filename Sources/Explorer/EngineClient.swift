@@ -67,6 +67,8 @@ public enum EngineRequest: Equatable, Sendable {
     case saveExplanation(latent: Int, text: String)
     case revertExplanation(latent: Int, versionID: Int)
     case history(latent: Int)
+    /// Explain a latent that has no explanation yet with the LLM explainer (saved with source "llm").
+    case explain(latent: Int)
     /// Simulate the latent's current explanation on its held-out scoring windows and score it.
     case simulate(latent: Int)
     /// Simulate a latent on the lab's text (`id` as for `analyze`).
@@ -87,6 +89,8 @@ public enum EngineEvent: Sendable {
     case latent(LatentRecord)
     case analysis(id: Int, ContextAnalysis)
     case saved(ExplanationVersion)
+    /// An `explain` request ended without a new explanation (the latent had one from the LLM already).
+    case explained(latent: Int)
     case history(latent: Int, [ExplanationVersion])
     /// Per latent, the latest scores of its current explanation (the list's score column).
     case scores([Int: LatentScores])

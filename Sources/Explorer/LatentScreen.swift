@@ -169,9 +169,10 @@ enum LatentScreen {
             let sw = DisplayWidth.of(stamp)
             let textRoom = sw + 20 < room ? room - sw : room
             let end = c.put(DisplayWidth.fit(e.text, columns: min(DisplayWidth.of(e.text), textRoom)), x: x, y: y, style: text.with(bold: true))
-            if textRoom < room { c.put(stamp, x: end, y: y, style: dim) }
+            if textRoom < room { c.put(stamp + (l.explaining ? " · the LLM is explaining it…" : ""), x: end, y: y, style: dim, maxWidth: r.width - end - 1) }
         } else {
-            let hint = state.drafts[l.latent] != nil ? "(an unsaved draft — e to continue it)" : "(none yet — e writes one)"
+            let hint = state.drafts[l.latent] != nil ? "(an unsaved draft — e to continue it)"
+                : l.explaining ? "(the LLM explainer is writing one… — e writes your own)" : "(none yet — e writes one)"
             c.put(hint, x: x, y: y, style: dim)
         }
         y += 1

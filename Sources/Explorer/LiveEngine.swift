@@ -27,6 +27,7 @@ public final class LiveEngine: EngineClient, @unchecked Sendable {
     private var evaluator: Evaluator?
     private var scoreStore: ScoreStore?
     private var simulator: LocalSimulator?
+    private var llmExplainer: LLMExplainer?
     /// How the explorer simulates: all-at-once with the prefix cache, quantile-calibrated.
     let simulationMode = SimulationMode.allAtOnce
     let calibration = Calibration.quantile
@@ -113,6 +114,7 @@ public final class LiveEngine: EngineClient, @unchecked Sendable {
         case .latent(let id):
             post(.latent(try record(id)))
             if let stored = try storedSimulation(id) { post(stored) }
+        case .explain(let latent): try explain(latent)
         case .simulate(let latent): try simulate(latent)
         case .simulateText(let id, let latent, let text): try simulateText(id: id, latent: latent, text: text)
         case .analyze(let id, let text):
@@ -207,6 +209,32 @@ public final class LiveEngine: EngineClient, @unchecked Sendable {
         let e = try Evaluator(workspace: workspace, tokenizer: try loadSession().tokenizer)
         evaluator = e
         return e
+    }
+
+    /// The LLM explainer's explanation of a latent opened without one, cached in the store (the
+    /// bulk explainers' rule: it becomes current over a lexical one, never over a person's; if a
+    /// person saved meanwhile, nothing is written).
+    private func explain(_ latent: Int) throws {
+        let store = try explanations()
+        let before = store.current(latent)
+        guard !store.history(latent).contains(where: { $0.source == "llm" }),
+              before == nil || before?.source == "lexical" else {
+            post(.explained(latent: latent))
+            return
+        }
+        if llmExplainer == nil {
+            let session = try loadSession()
+            llmExplainer = try LLMExplainer(session: session, vocabulary: TokenVocabulary(tokenizer: session.tokenizer),
+                                            prompt: try ExplainerPrompt.load())
+        }
+        post(.progress(JobProgress(title: "explaining latent \(latent)", done: 0, total: 1)))
+        defer { post(.progress(nil)) }
+        let text = try llmExplainer!.explain(try record(latent))
+        guard !isCancelled, store.current(latent)?.id == before?.id, !text.isEmpty else {
+            post(.explained(latent: latent))
+            return
+        }
+        post(.saved(try store.save(latent: latent, text: text, source: "llm")))
     }
 
     private func simulate(_ latent: Int) throws {

@@ -10,9 +10,13 @@ public enum Explorer {
         public var theme: String?
         public var modelPath: String?
         public var colorMode: TerminalScreen.ColorMode?
+        /// Explain latents opened without an explanation with the LLM (in the background).
+        public var autoExplain: Bool
 
-        public init(workspace: Workspace, theme: String? = nil, modelPath: String? = nil, colorMode: TerminalScreen.ColorMode? = nil) {
+        public init(workspace: Workspace, theme: String? = nil, modelPath: String? = nil, colorMode: TerminalScreen.ColorMode? = nil,
+                    autoExplain: Bool = true) {
             self.workspace = workspace; self.theme = theme; self.modelPath = modelPath; self.colorMode = colorMode
+            self.autoExplain = autoExplain
         }
     }
 
@@ -69,6 +73,7 @@ public enum Explorer {
         var state = AppState(width: size.width, height: size.height, workspacePath: options.workspace.directory.path,
                              themes: names.isEmpty ? ["fallback"] : names, themeIndex: index)
         state.noColor = screen.colorMode == .none
+        state.autoExplain = options.autoExplain
         Drafts.load(into: &state, workspace: options.workspace)
         return App(state: state)
     }

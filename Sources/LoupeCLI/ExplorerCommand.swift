@@ -9,6 +9,7 @@ enum ExplorerCommand {
         let theme = try a.option("--theme")
         let modelPath = try a.option("--model")
         let noColor = a.flag("--no-color")
+        let noExplain = a.flag("--no-explain")
         let named = try a.option("--workspace")
         let rest = try a.positionals()
         guard rest.count <= 1 else { throw UserError("open: give one workspace folder, not \(rest.count)") }
@@ -22,6 +23,7 @@ enum ExplorerCommand {
         }
         // Fetch the model before the screen takes over, so its progress shows on the console.
         if modelPath == nil { try ModelFetch.ensureDefault(progress: Console.progress) }
-        try Explorer.run(Explorer.Options(workspace: workspace, theme: theme, modelPath: modelPath, colorMode: noColor ? TerminalScreen.ColorMode.none : nil))
+        try Explorer.run(Explorer.Options(workspace: workspace, theme: theme, modelPath: modelPath, colorMode: noColor ? TerminalScreen.ColorMode.none : nil,
+                                                autoExplain: !noExplain))
     }
 }

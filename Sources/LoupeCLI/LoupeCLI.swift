@@ -12,7 +12,8 @@ public enum LoupeCLI {
 
     USAGE
       loupe [--theme NAME] [--no-color]           open the explorer on the default workspace (offers to build it)
-      loupe open DIR [--theme NAME] [--no-color]   open the explorer on another workspace
+      loupe open DIR [--theme NAME] [--no-color]   open the explorer on another workspace (--no-explain: no LLM
+                                                   explanation for latents opened without one)
       loupe fetch [--json]                         get SmolLM2-135M-Instruct into data/models (idempotent)
       loupe tokenize [--json] TEXT                 → {"ids": [...], "tokens": [...]}
       loupe loss [--json] (--text TEXT | --file F) → {"tokens": N, "mean_ce": X}

@@ -57,7 +57,8 @@ final class EndToEndTests: XCTestCase {
     /// `loupe open` as a user starts it in a 256-colour tmux, plus extra environment and flags.
     func openCommand(environment: [String] = [], flags: [String] = []) -> [String] {
         ["env", "-u", "NO_COLOR", "TERM=tmux-256color", "LANG=C.UTF-8", "LC_ALL=C.UTF-8"] + environment
-            + [binary.path, "open", workspace, "--model", model] + flags
+            // --no-explain: the tiny model's own LLM explanation would race the one the test types.
+            + [binary.path, "open", workspace, "--model", model, "--no-explain"] + flags
     }
 
     /// The list has drawn its rows: the heading, the title's latent count, and a row with a density.

@@ -9,6 +9,8 @@ final class FakeEngine: EngineClient, @unchecked Sendable {
     private var pending: [EngineRequest] = []
     var saved: [ExplanationVersion] = []
     var hasWorkspace = true
+    /// Whether `.explain` answers (off by default so screens show latents without explanations).
+    var explainsOnOpen = false
     let latents: Int
     static let words = [" the", " bridge", " river", "\n", " of", " tunnel", " 東京", " 🚀", "<|im_end|>", " pier", " and", ","]
 
@@ -109,6 +111,13 @@ final class FakeEngine: EngineClient, @unchecked Sendable {
             hasWorkspace = true
             return [.progress(JobProgress(title: "activations", done: 30, total: 100, unit: "tokens", eta: 75)),
                     .progress(nil)] + answer(.open)
+        case .explain(let latent):
+            guard explainsOnOpen else { return [] }
+            if saved.contains(where: { $0.latent == latent && $0.source == "llm" }) { return [.explained(latent: latent)] }
+            let v = ExplanationVersion(id: saved.count + 1, latent: latent, text: "words about \(FakeEngine.words[latent % 12])", source: "llm",
+                                       time: Date(timeIntervalSince1970: 1_790_000_000 + Double(saved.count) * 60))
+            saved.append(v)
+            return [.saved(v)]
         case .simulate(let latent):
             guard let version = saved.last(where: { $0.latent == latent }) else { return [.failure("no explanation")] }
             return [.simulation(latent: latent, scores: Self.scores(latent, version: version.id), previous: version.id > 1 ? Self.scores(latent, version: version.id - 1) : nil,

@@ -15,6 +15,8 @@ struct Harness {
         engine.hasWorkspace = hasWorkspace
         var state = AppState(width: width, height: height, workspacePath: "/tmp/fake", themes: ["dark", "light"])
         state.noColor = mode == .none
+        // The LLM explainer on open is tested on its own; elsewhere latents stay unexplained until a test writes one.
+        state.autoExplain = false
         app = App(state: state)
         palette = Palette(theme: Theme.fallback, mode: mode)
         for r in App.startRequests { engine.send(r) }

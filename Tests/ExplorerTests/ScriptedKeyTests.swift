@@ -299,6 +299,26 @@ final class ScriptedKeyTests: XCTestCase {
         print(String(format: "30k latents: slowest key to frame %.1f ms (%@)", worst.0 * 1000, worst.1))
     }
 
+    func testALatentOpenedWithoutAnExplanationGetsOneFromTheLLM() {
+        var h = Harness()
+        h.app.state.autoExplain = true
+        h.engine.explainsOnOpen = true
+        let id = h.app.state.list.rows[0]
+        h.press(.enter)
+        XCTAssertTrue(h.engine.requests.contains(.explain(latent: id)))
+        XCTAssertEqual(h.app.state.explanations[id]?.source, "llm")
+        XCTAssertEqual(h.engine.requests.last, .simulate(latent: id), "the new explanation is simulated too")
+        h.press(.char("q"), .char("j"), .enter, .char("q"), .char("k"), .enter)
+        XCTAssertEqual(h.engine.saved.filter { $0.latent == id && $0.source == "llm" }.count, 1, "an explained latent is not explained again")
+        XCTAssertEqual(h.app.state.latent?.explaining, false)
+        h.press(.char("e"), .ctrl("u")); h.type("mine"); h.press(.enter, .char("q"), .enter)
+        XCTAssertEqual(h.engine.requests.filter { $0 == .explain(latent: id) }.count, 2, "a person's explanation is never sent to the LLM")
+        var off = Harness()
+        off.engine.explainsOnOpen = true
+        off.press(.enter)
+        XCTAssertFalse(off.engine.requests.contains { if case .explain = $0 { return true } else { return false } })
+    }
+
     func testEveryBindingIsReachable() {
         // No key is bound twice in one context (the second would never fire).
         for context in BindingContext.allCases {
