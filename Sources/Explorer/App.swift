@@ -366,7 +366,6 @@ public struct App: Sendable {
         switch key {
         case .escape, .ctrl("c"):
             state.prompt = nil
-            if p.kind == .filter { return [] }
             return []
         case .enter:
             state.prompt = nil
