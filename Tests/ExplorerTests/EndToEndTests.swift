@@ -87,11 +87,12 @@ final class EndToEndTests: XCTestCase {
         try tmux.type(explanation)
         try tmux.wait(for: "the typed text") { $0.contains(explanation) }
         try tmux.press("Enter")
-        // Saved: the status line says so and the screen shows the text as version 1, by the user.
-        // (The simulation that follows a save runs on the tiny model too; its context of 1024
-        // holds the simulator's prompts, so no error replaces the message.)
+        // Saved: the status line says so — or already that the re-simulation that follows a save
+        // finished (the tiny model is quick; its context of 1024 holds the simulator's prompts, so no
+        // error replaces the message) — and the screen shows the text as version 1, by the user.
         try tmux.wait(for: "the saved explanation") {
-            $0.contains("saved explanation of latent \(id) (version 1)") && $0.contains(explanation + "  v1 · user")
+            ($0.contains("saved explanation of latent \(id) (version 1)") || $0.contains("simulated latent \(id)"))
+                && $0.contains(explanation + "  v1 · user")
         }
 
         try tmux.press("Q")
