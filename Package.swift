@@ -29,7 +29,7 @@ let package = Package(
         .executableTarget(name: "loupe", dependencies: ["LoupeCLI"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"], swiftSettings: native),
         .testTarget(name: "FormatsTests", dependencies: ["Formats"]),
-        .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "Formats"],
+        .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "Formats", "Engine"],
                     resources: [.copy("Golden")]),
         .testTarget(name: "TranscoderTests", dependencies: ["Transcoder", "Kernels", "Formats"],
                     resources: [.copy("Fixtures")], swiftSettings: native),
