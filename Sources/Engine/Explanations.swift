@@ -306,7 +306,7 @@ public final class ExplanationStore: @unchecked Sendable {
         guard flock(fd, LOCK_EX) == 0 else { throw EngineError("cannot lock \(path): \(String(cString: strerror(errno)))") }
         try readNewLines()
         if fileSize(path) > consumed {
-            try writeAll(fd, Array("\n".utf8), path: path)
+            try AppendOnly.writeAll(fd, Array("\n".utf8), path: path)
             try readNewLines()
         }
         let now = ExplanationLog.now()
@@ -316,7 +316,7 @@ public final class ExplanationStore: @unchecked Sendable {
             bytes += Array(ExplanationVersion(id: id, latent: e.latent, text: e.text, source: e.source, time: now).logLine.utf8)
             id += 1
         }
-        try writeAll(fd, bytes, path: path)
+        try AppendOnly.writeAll(fd, bytes, path: path)
         guard fsync(fd) == 0 else { throw EngineError("cannot sync \(path): \(String(cString: strerror(errno)))") }
         if created {
             let dfd = open(directory.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
@@ -328,18 +328,6 @@ public final class ExplanationStore: @unchecked Sendable {
             throw EngineError("\(path) did not read back as written; it may have been changed by another program")
         }
         return Array(versions[before...])
-    }
-
-    private func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws {
-        try bytes.withUnsafeBytes { raw in
-            var done = 0
-            while done < raw.count {
-                let n = write(fd, raw.baseAddress! + done, raw.count - done)
-                if n < 0 && errno == EINTR { continue }
-                guard n > 0 else { throw EngineError("cannot write \(path): \(String(cString: strerror(errno)))") }
-                done += n
-            }
-        }
     }
 
     private func fileSize(_ path: String) -> UInt64 {

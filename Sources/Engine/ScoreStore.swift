@@ -108,13 +108,13 @@ public final class ScoreStore: @unchecked Sendable {
             let simEnd = try Self.endLine(simFD, path: simulationsURL.path)
             var stored = scores
             stored.simulationOffset = Int(simEnd)
-            try Self.writeAll(simFD, Array(try encoder.encode(Self.rounded(simulation))) + [UInt8(ascii: "\n")], path: simulationsURL.path)
+            try AppendOnly.writeAll(simFD, Array(try encoder.encode(Self.rounded(simulation))) + [UInt8(ascii: "\n")], path: simulationsURL.path)
             guard fsync(simFD) == 0 else { throw EngineError("cannot sync \(simulationsURL.path): \(String(cString: strerror(errno)))") }
 
             try readNewLines()
             _ = try Self.endLine(scoresFD, path: scoresURL.path)
             try readNewLines()
-            try Self.writeAll(scoresFD, Array(try encoder.encode(stored)) + [UInt8(ascii: "\n")], path: scoresURL.path)
+            try AppendOnly.writeAll(scoresFD, Array(try encoder.encode(stored)) + [UInt8(ascii: "\n")], path: scoresURL.path)
             guard fsync(scoresFD) == 0 else { throw EngineError("cannot sync \(scoresURL.path): \(String(cString: strerror(errno)))") }
             let before = results.count
             try readNewLines()
@@ -152,20 +152,8 @@ public final class ScoreStore: @unchecked Sendable {
         var last: UInt8 = 0
         guard pread(fd, &last, 1, st.st_size - 1) == 1 else { throw EngineError("cannot read \(path)") }
         if last == UInt8(ascii: "\n") { return UInt64(st.st_size) }
-        try writeAll(fd, [UInt8(ascii: "\n")], path: path)
+        try AppendOnly.writeAll(fd, [UInt8(ascii: "\n")], path: path)
         return UInt64(st.st_size) + 1
-    }
-
-    static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws {
-        try bytes.withUnsafeBytes { raw in
-            var done = 0
-            while done < raw.count {
-                let n = write(fd, raw.baseAddress! + done, raw.count - done)
-                if n < 0 && errno == EINTR { continue }
-                guard n > 0 else { throw EngineError("cannot write \(path): \(String(cString: strerror(errno)))") }
-                done += n
-            }
-        }
     }
 
     /// Parses the complete lines of scores.jsonl after `consumed` (caller holds `lock`); an
