@@ -92,6 +92,32 @@ public final class ScoreStore: @unchecked Sendable {
         return r
     }
 
+    /// Appends a corrected copy of a stored result (e.g. with its loss delta), pointing at the same
+    /// simulation line; it becomes the latest under its key.
+    @discardableResult
+    public func update(_ scores: LatentScores) throws -> LatentScores {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return try lock.withLock {
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            let fd = try Self.openAppend(scoresURL.path)
+            defer { close(fd) }
+            guard flock(fd, LOCK_EX) == 0 else { throw EngineError("cannot lock \(scoresURL.path): \(String(cString: strerror(errno)))") }
+            try readNewLines()
+            _ = try Self.endLine(fd, path: scoresURL.path)
+            try readNewLines()
+            try AppendOnly.writeAll(fd, Array(try encoder.encode(scores)) + [UInt8(ascii: "\n")], path: scoresURL.path)
+            guard fsync(fd) == 0 else { throw EngineError("cannot sync \(scoresURL.path): \(String(cString: strerror(errno)))") }
+            let before = results.count
+            try readNewLines()
+            guard results.count == before + 1 else {
+                throw EngineError("\(scoresURL.path) did not read back as written; it may have been changed by another program")
+            }
+            return results[before]
+        }
+    }
+
     /// Appends one result (simulation line, then score line) and returns the score as stored.
     @discardableResult
     public func append(_ scores: LatentScores, simulation: SimulationRecord) throws -> LatentScores {

@@ -130,6 +130,10 @@ public struct LatentScores: Codable, Equatable, Sendable {
     public var windows: Int
     public var tokens: Int
     public var seconds: Double
+    /// The loss delta of replacing just this latent by its simulation on its scoring windows (mean
+    /// next-token cross-entropy minus the transcoder's, nats; `Splice.singleLatentDelta`); nil
+    /// where it was not computed.
+    public var lossDelta: Double?
     /// Byte offset of this result's SimulationRecord line in `simulations.jsonl` (set by ScoreStore).
     public var simulationOffset: Int?
 
@@ -137,7 +141,7 @@ public struct LatentScores: Codable, Equatable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case latent, version, source, mode, calibration, backend, pearson, sensitivity, specificity,
-             balancedAccuracy = "balanced_accuracy", windows, tokens, seconds, simulationOffset = "simulation_offset"
+             balancedAccuracy = "balanced_accuracy", windows, tokens, seconds, lossDelta = "loss_delta", simulationOffset = "simulation_offset"
     }
 }
 

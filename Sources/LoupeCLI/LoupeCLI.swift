@@ -36,6 +36,9 @@ public enum LoupeCLI {
                                                    all at once + prefix cache vs the last-token protocol: predictions/s, speed-up, correlation
       loupe score [--latents SPEC] [--mode all|last] [--calibration none|quantile] [--simulator-url URL --simulator-model NAME] [--redo] [--workspace DIR] [--json]
                                                    score current explanations on held-out text (Pearson, detection), resumably; per-source summary
+      loupe rewrite [--fractions 0.01,…,1] [--select score|random|both] [--calibration none|quantile|both] [--windows 6] [--length 32] [--json]
+                                                   partial rewrite: CE of base, transcoder, zero/mean ablation and simulated latents, with bootstrap intervals
+      loupe rewrite --per-latent [--workspace DIR]   loss delta of replacing each scored latent alone by its simulation
       loupe help
 
     Every model command takes --model PATH to use another Llama-family GGUF file; without it the
@@ -77,6 +80,7 @@ public enum LoupeCLI {
             case "simulate": try SimulateCommand.run(&a)
             case "explain": try ExplainCommand.run(&a)
             case "score": try ScoreCommand.run(&a)
+            case "rewrite": try RewriteCommand.run(&a)
             default: throw UserError("unknown command '\(name)'; run `loupe help` for the list")
             }
             return 0

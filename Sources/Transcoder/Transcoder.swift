@@ -111,6 +111,27 @@ public final class Transcoder: @unchecked Sendable {
         }
     }
 
+    /// The activation's selection alone, on dense values the caller made (rows × M, overwritten
+    /// with ReLU of themselves): for each row the k latents as (indices, values), as `encode` picks
+    /// them from its pre-activations. The partial rewrite uses it on pre-activations where some
+    /// latents' values were replaced by simulated ones.
+    public func select(_ dense: UnsafeMutablePointer<Float>, rows: Int, indices: UnsafeMutablePointer<Int32>,
+                       values: UnsafeMutablePointer<Float>) {
+        let k = config.k, m = self.m, groupMax = config.activation == "groupmax"
+        Parallel.forEach(rows) { r in
+            if groupMax {
+                Select.reluGroupMax(dense + r * m, nil, m, k, indices + r * k, values + r * k)
+            } else {
+                Select.reluTopK(dense + r * m, nil, m, k, indices + r * k, values + r * k)
+            }
+        }
+    }
+
+    /// ‖W_dec[j]‖ for every latent j: the size of the output a unit of latent j writes.
+    public func decoderNorms() -> [Float] {
+        (0..<m).map { j in dot(decoderWeight.pointer + j * d, decoderWeight.pointer + j * d, d).squareRoot() }
+    }
+
     /// y = Σ_j values_j·W_dec[indices_j] + b_dec (+ x·W_skipᵀ) for `rows` rows of `kPerRow` latents
     /// (default k). `x` (rows × d) is required when the transcoder has a skip connection.
     public func decode(indices: UnsafePointer<Int32>, values: UnsafePointer<Float>, rows: Int, kPerRow: Int? = nil,

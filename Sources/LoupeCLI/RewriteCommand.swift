@@ -1,0 +1,155 @@
+import Engine
+import Foundation
+import Transcoder
+
+/// `loupe rewrite`: the partial rewrite on the workspace (Sources/Engine/Rewrite.swift and
+/// RewriteExperiment.swift): a table of every setting with its CE, the delta over the base model
+/// and its bootstrap interval, and whether it can be told apart from zero ablation. Resumable:
+/// simulations are cached, so Ctrl-C and the same command again continue. `--per-latent` instead
+/// fills in the per-latent loss delta of every latest score that lacks one.
+enum RewriteCommand {
+    static func run(_ a: inout Arguments) throws {
+        let json = a.flag("--json")
+        let perLatent = a.flag("--per-latent")
+        let modelPath = try a.option("--model")
+        let ws = try WorkspaceCommands.workspace(&a)
+        var options = RewriteOptions()
+        if let text = try a.option("--fractions") {
+            let values = text.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
+            guard !values.isEmpty, values.allSatisfy({ $0 != nil && $0! > 0 && $0! <= 1 }) else {
+                throw UserError("--fractions takes numbers in (0, 1] separated by commas, e.g. 0.01,0.1,1; not '\(text)'")
+            }
+            options.fractions = values.map { $0! }
+        }
+        if let text = try a.option("--select") {
+            guard text == "both" || RewriteSelection(rawValue: text) != nil else { throw UserError("--select takes score, random or both, not '\(text)'") }
+            options.selections = text == "both" ? RewriteSelection.allCases : [RewriteSelection(rawValue: text)!]
+        }
+        if let text = try a.option("--calibration") {
+            guard text == "both" || Calibration(rawValue: text) != nil else { throw UserError("--calibration takes none, quantile or both, not '\(text)'") }
+            options.calibrations = text == "both" ? Calibration.allCases.map(\.rawValue) : [text]
+        }
+        options.windows = try a.int("--windows", default: options.windows)
+        options.length = try a.int("--length", default: options.length, range: 2...4096)
+        options.mode = try SimulateCommand.mode(&a).rawValue
+        let rest = try a.positionals()
+        guard rest.isEmpty else { throw UserError("rewrite: unexpected '\(rest[0])'") }
+
+        let manifest = try ws.load()
+        guard manifest.isDone("cache") else {
+            throw UserError("rewrite: the workspace at \(ws.directory.path) has no latent cache yet; finish it with `loupe build`")
+        }
+        let session = try Session(modelPath: try SimulateCommand.modelFor(manifest, modelPath), progress: Console.progress)
+        let transcoder = try Transcoder.load(directory: ws.transcoderDirectory(layer: manifest.layer).path)
+        let splice = try Splice(model: session.model, transcoder: transcoder, layer: manifest.layer)
+        if perLatent { return try fillLatentDeltas(ws, splice: splice, json: json) }
+
+        let backend = try LocalSimulator(session: session)
+        let tokenizer = session.tokenizer
+        let experiment = try RewriteExperiment(workspace: ws, splice: splice, backend: backend,
+                                               tokenText: { String(decoding: tokenizer.tokenBytes($0), as: UTF8.self) }, options: options)
+        let reporter = ProgressBar(quiet: json)
+        var stage = ""
+        let report: RewriteReport
+        do {
+            report = try experiment.run(progress: { p in
+                if p.stage != stage {
+                    if !stage.isEmpty { reporter.end(stage, summary: "done") }
+                    stage = p.stage
+                    reporter.begin(p.stage, total: p.total, unit: p.stage == "simulate" ? "latents" : "settings")
+                }
+                reporter.advance(p.done, detail: p.detail)
+            }, shouldStop: { reporter.shouldStop })
+        } catch is SimulationCancelled {
+            Console.print("stopped; the simulations so far are kept: run the same command again to continue")
+            return
+        } catch is CancellationError {
+            Console.print("stopped; run the same command again to continue (simulations are kept)")
+            return
+        }
+        reporter.end(stage, summary: "done")
+        if json {
+            Console.print(reportJSON(report).text)
+        } else {
+            for line in table(report) { Console.print(line) }
+        }
+    }
+
+    /// The table `loupe rewrite` prints, then its method and timing lines.
+    static func table(_ r: RewriteReport) -> [String] {
+        let tokens = r.windows.reduce(0) { $0 + $1.tokens.count - 1 }
+        var lines = ["setting                     latents      CE   Δ vs base [95% interval]      Δ vs zero abl. [95% interval]    ≠ zero abl."]
+        for x in r.results {
+            let vsZero = x.setting.kind == .zeroAblation || x.setting.kind == .base ? "" :
+                String(format: "%+.4f [%+.4f, %+.4f]", x.vsZero, x.vsZeroLow, x.vsZeroHigh)
+            let differs = x.setting.kind == .zeroAblation || x.setting.kind == .base ? "" : (x.distinguishableFromZero ? (x.vsZero < 0 ? "yes, better" : "yes, worse") : "no")
+            lines.append(SimulateCommand.pad(x.setting.label, 26) + String(format: "%9@  %6.4f  ", x.setting.kind == .simulated ? "\(x.latents)" : "", x.ce)
+                         + SimulateCommand.pad(x.setting.kind == .base ? "" : String(format: "%+.4f [%+.4f, %+.4f]", x.delta, x.deltaLow, x.deltaHigh), 30)
+                         + "  " + SimulateCommand.pad(vsZero, 31) + "  " + differs)
+        }
+        let t = r.timing
+        lines.append("method: \(r.windows.count) held-out windows of \(r.options.length) tokens (\(tokens) predicted tokens), evenly spaced over the held-out split; "
+                     + "layer \(r.layer) MLP replaced; fractions of the \(r.population) latents with an explanation (\(r.scored) with a score rank first under 'score', "
+                     + "the rest in random order); simulator \(r.backend), mode \(r.options.mode); intervals: \(r.options.bootstrap) bootstrap resamples of the windows, "
+                     + "2.5–97.5th percentiles; mean ablation uses the mean MLP output over these windows.")
+        lines.append(String(format: "time: %@ total; simulation %@ (%d latents simulated, %d reused from the cache, %d predictions, %.1f per s); forward passes %@ (%d tokens, %.0f per s)",
+                            ProgressBar.duration(t.totalSeconds), ProgressBar.duration(t.simulationSeconds), t.latentsSimulated, t.latentsReused,
+                            t.predictions, t.simulationSeconds > 0 ? Double(t.predictions) / t.simulationSeconds : 0,
+                            ProgressBar.duration(t.forwardSeconds), t.forwardTokens, t.forwardSeconds > 0 ? Double(t.forwardTokens) / t.forwardSeconds : 0))
+        return lines
+    }
+
+    static func reportJSON(_ r: RewriteReport) -> JSON {
+        func n(_ x: Double) -> JSON { x.isFinite ? .number(x) : .null }
+        return .object([
+            ("windows", .int(r.windows.count)), ("length", .int(r.options.length)), ("population", .int(r.population)), ("scored", .int(r.scored)),
+            ("backend", .string(r.backend)), ("mode", .string(r.options.mode)), ("layer", .int(r.layer)), ("bootstrap", .int(r.options.bootstrap)),
+            ("settings", .array(r.results.map { x in
+                .object([("setting", .string(x.setting.label)), ("kind", .string(x.setting.kind.rawValue)),
+                         ("fraction", x.setting.fraction.map { .number($0) } ?? .null), ("selection", x.setting.selection.map { .string($0.rawValue) } ?? .null),
+                         ("calibration", x.setting.calibration.map { .string($0) } ?? .null), ("latents", .int(x.latents)),
+                         ("ce", n(x.ce)), ("delta", n(x.delta)), ("delta_low", n(x.deltaLow)), ("delta_high", n(x.deltaHigh)),
+                         ("vs_zero", n(x.vsZero)), ("vs_zero_low", n(x.vsZeroLow)), ("vs_zero_high", n(x.vsZeroHigh)),
+                         ("distinguishable_from_zero_ablation", .bool(x.distinguishableFromZero))])
+            })),
+            ("timing", .object([("total_seconds", n(r.timing.totalSeconds)), ("simulation_seconds", n(r.timing.simulationSeconds)),
+                                ("latents_simulated", .int(r.timing.latentsSimulated)), ("latents_reused", .int(r.timing.latentsReused)),
+                                ("predictions", .int(r.timing.predictions)), ("forward_seconds", n(r.timing.forwardSeconds)),
+                                ("forward_tokens", .int(r.timing.forwardTokens))])),
+            ("report", .string(RewriteReport.url(Workspace(directory: URL(fileURLWithPath: "."))).lastPathComponent)),
+        ])
+    }
+
+    /// For every latent's latest score of its current explanation without a loss delta: the delta
+    /// of replacing just that latent by its stored simulation on its scoring windows.
+    static func fillLatentDeltas(_ ws: Workspace, splice: Splice, json: Bool) throws {
+        let current = try ExplanationStore(workspace: ws).allCurrent()
+        let scores = try ScoreStore(workspace: ws)
+        let todo = current.keys.sorted().compactMap { l -> LatentScores? in
+            guard let s = scores.history(latent: l).last(where: { $0.version == current[l]!.id }), s.lossDelta == nil else { return nil }
+            return s
+        }
+        let reporter = ProgressBar(quiet: json)
+        reporter.begin("loss deltas", total: todo.count, unit: "latents")
+        var done = 0, missing = 0
+        for s in todo {
+            if reporter.shouldStop { Console.print("stopped; run the same command again to continue"); return }
+            guard let sim = scores.simulation(for: s) else { missing += 1; continue }
+            var updated = s
+            updated.lossDelta = try splice.singleLatentDelta(latent: s.latent, windows: sim.windows.map(\.tokens), values: sim.windows.map(\.simulated))
+            try scores.update(updated)
+            done += 1
+            reporter.advance(done, detail: String(format: "latent %d Δ %+.4f", s.latent, updated.lossDelta!))
+        }
+        reporter.end("loss deltas", summary: "\(done) latents")
+        let deltas = current.keys.compactMap { l in scores.history(latent: l).last(where: { $0.version == current[l]!.id })?.lossDelta }
+        let mean = deltas.isEmpty ? 0 : deltas.reduce(0, +) / Double(deltas.count)
+        if json {
+            Console.print(JSON.object([("computed", .int(done)), ("without_simulation", .int(missing)), ("latents_with_delta", .int(deltas.count)),
+                                       ("mean_delta", .number(mean)), ("hurting", .int(deltas.filter { $0 > 0 }.count))]).text)
+        } else {
+            Console.print(String(format: "%d loss deltas computed (%d scores had no stored simulation); %d latents have one, mean %+.5f nats, %d hurt (Δ > 0)",
+                                 done, missing, deltas.count, mean, deltas.filter { $0 > 0 }.count))
+        }
+    }
+}
