@@ -568,6 +568,9 @@ public struct App: Sendable {
             } else {
                 state.history = HistoryState(latent: latent, versions: versions.reversed(), selected: 0)
             }
+        case .rewrite:
+            // The Rewrite screen is not drawn yet.
+            break
         case .progress(let p):
             state.job = p
         case .notice(let text):

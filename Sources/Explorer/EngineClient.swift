@@ -75,6 +75,11 @@ public enum EngineRequest: Equatable, Sendable {
     case simulateText(id: Int, latent: Int, text: String)
     case exportExplanations(path: String)
     case importExplanations(path: String)
+    /// Read the workspace's last partial-rewrite report (`rewrite/report.json`).
+    case rewriteReport
+    /// Run the partial rewrite (long: progress with ETA, Esc cancels, simulations are kept so a
+    /// new run resumes), then answer with its report.
+    case runRewrite(RewriteOptions)
     /// Stop the running job at its next safe point.
     case cancel
 }
@@ -99,6 +104,8 @@ public enum EngineEvent: Sendable {
     case simulation(latent: Int, scores: LatentScores, previous: LatentScores?, record: SimulationRecord?)
     /// The lab's text simulated for one latent, per token in activation units.
     case textSimulation(id: Int, latent: Int, simulated: [Float])
+    /// The workspace's partial-rewrite report, or nil when none was run yet.
+    case rewrite(RewriteReport?)
     /// The running job's progress, or nil when the engine is idle again.
     case progress(JobProgress?)
     case notice(String)

@@ -1,7 +1,8 @@
 import Engine
-import Foundation
 import Formats
+import Foundation
 import Tokenizer
+import Transcoder
 
 /// The real engine on its own thread. Requests queue up (a newer analysis or latent replaces an
 /// older one still waiting); answers go into an inbox the run loop drains each frame. The model
@@ -28,6 +29,7 @@ public final class LiveEngine: EngineClient, @unchecked Sendable {
     private var scoreStore: ScoreStore?
     private var simulator: LocalSimulator?
     private var llmExplainer: LLMExplainer?
+    private var splice: Splice?
     /// How the explorer simulates: all-at-once with the prefix cache, quantile-calibrated.
     let simulationMode = SimulationMode.allAtOnce
     let calibration = Calibration.quantile
@@ -146,6 +148,8 @@ public final class LiveEngine: EngineClient, @unchecked Sendable {
             let n = isDir.boolValue ? try store.importDelphi(from: url) : try store.importJSON(from: url)
             post(.explanations(store.allCurrent()))
             post(.notice("imported \(n) explanation\(n == 1 ? "" : "s") from \(url.path)"))
+        case .rewriteReport: post(.rewrite(try RewriteReport.load(workspace)))
+        case .runRewrite(let options): try runRewrite(options)
         case .cancel: break
         }
     }
@@ -246,8 +250,10 @@ public final class LiveEngine: EngineClient, @unchecked Sendable {
         post(.progress(JobProgress(title: "simulating latent \(latent)", done: 0, total: 1)))
         defer { post(.progress(nil)) }
         do {
-            let (result, record) = try evaluator.evaluate(latent: latent, explanation: version, backend: simulator, mode: simulationMode,
+            var (result, record) = try evaluator.evaluate(latent: latent, explanation: version, backend: simulator, mode: simulationMode,
                                                           calibration: calibration, shouldStop: { [weak self] in self?.isCancelled ?? true })
+            result.lossDelta = try loadSplice().singleLatentDelta(latent: latent, windows: record.windows.map(\.tokens),
+                                                                  values: record.windows.map(\.simulated))
             let store = try scores()
             let stored = try store.append(result, simulation: record)
             post(.simulation(latent: latent, scores: stored, previous: store.previous(of: stored), record: record))
@@ -256,6 +262,40 @@ public final class LiveEngine: EngineClient, @unchecked Sendable {
             if let stored = try storedSimulation(latent) { post(stored) } else {
                 post(.failure("simulation of latent \(latent) cancelled; s runs it again"))
             }
+        }
+    }
+
+    /// Model and transcoder spliced at the workspace's layer (loss deltas, the rewrite).
+    private func loadSplice() throws -> Splice {
+        if let splice { return splice }
+        let manifest = try workspace.load()
+        let transcoder = try Transcoder.load(directory: workspace.transcoderDirectory(layer: manifest.layer).path)
+        let s = try Splice(model: try loadSession().model, transcoder: transcoder, layer: manifest.layer)
+        splice = s
+        return s
+    }
+
+    private func runRewrite(_ options: RewriteOptions) throws {
+        let session = try loadSession()
+        let tokenizer = session.tokenizer
+        let experiment = try RewriteExperiment(workspace: workspace, splice: try loadSplice(), backend: try localSimulator(),
+                                               tokenText: { String(decoding: tokenizer.tokenBytes($0), as: UTF8.self) }, options: options)
+        defer { post(.progress(nil)) }
+        var stageStart = (stage: "", time: Clock.now, done: 0)
+        do {
+            let report = try experiment.run(progress: { [weak self] p in
+                if p.stage != stageStart.stage { stageStart = (p.stage, Clock.now, p.done) }
+                let elapsed = Clock.now - stageStart.time, done = p.done - stageStart.done
+                let eta = done > 0 && elapsed > 1 ? elapsed / Double(done) * Double(p.total - p.done) : nil
+                self?.post(.progress(JobProgress(title: "rewrite: \(p.stage)", done: Double(p.done), total: Double(p.total),
+                                                 unit: p.stage == "simulate" ? "latents" : "settings", eta: eta, detail: p.detail)))
+            }, shouldStop: { [weak self] in self?.isCancelled ?? true })
+            post(.rewrite(report))
+            post(.notice("rewrite done: \(report.results.count) settings on \(report.windows.count) windows"))
+        } catch is SimulationCancelled {
+            post(.notice("rewrite stopped; its simulations are kept, so running it again continues"))
+        } catch is CancellationError {
+            post(.notice("rewrite stopped; running it again continues"))
         }
     }
 
