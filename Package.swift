@@ -25,7 +25,7 @@ let package = Package(
         .target(name: "Engine", dependencies: ["Model", "Transcoder", "Formats", "Tokenizer", "Kernels"], swiftSettings: native),
         // engine → explorer (screens, key bindings, run loop; talks to the engine through EngineClient).
         .target(name: "Explorer", dependencies: ["Terminal", "Engine", "Transcoder", "Tokenizer", "Formats"]),
-        .target(name: "LoupeCLI", dependencies: ["Engine", "Model", "Formats", "Tokenizer", "Kernels", "Terminal", "Explorer"]),
+        .target(name: "LoupeCLI", dependencies: ["Engine", "Model", "Transcoder", "Formats", "Tokenizer", "Kernels", "Terminal", "Explorer"]),
         .executableTarget(name: "loupe", dependencies: ["LoupeCLI"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"], swiftSettings: native),
         .testTarget(name: "FormatsTests", dependencies: ["Formats"]),

@@ -130,6 +130,11 @@ public struct RewriteResult: Codable, Equatable, Sendable {
     public var culprits: [[[RewriteCulprit]]]?
 
     public var distinguishableFromZero: Bool { vsZeroLow > 0 || vsZeroHigh < 0 }
+
+    /// The report's coders convert keys to and from snake case; "tokenCe" is how "token_ce" comes back.
+    enum CodingKeys: String, CodingKey {
+        case setting, latents, ce, delta, deltaLow, deltaHigh, vsZero, vsZeroLow, vsZeroHigh, tokenCE = "tokenCe", culprits
+    }
 }
 
 /// A window of the experiment.

@@ -78,12 +78,14 @@ enum RewriteCommand {
     /// The table `loupe rewrite` prints, then its method and timing lines.
     static func table(_ r: RewriteReport) -> [String] {
         let tokens = r.windows.reduce(0) { $0 + $1.tokens.count - 1 }
-        var lines = ["setting                     latents      CE   Δ vs base [95% interval]      Δ vs zero abl. [95% interval]    ≠ zero abl."]
+        var lines = ["setting                   latents      CE  Δ vs base [95% interval]        Δ vs zero abl. [95% interval]    ≠ zero abl."]
         for x in r.results {
             let vsZero = x.setting.kind == .zeroAblation || x.setting.kind == .base ? "" :
                 String(format: "%+.4f [%+.4f, %+.4f]", x.vsZero, x.vsZeroLow, x.vsZeroHigh)
             let differs = x.setting.kind == .zeroAblation || x.setting.kind == .base ? "" : (x.distinguishableFromZero ? (x.vsZero < 0 ? "yes, better" : "yes, worse") : "no")
-            lines.append(SimulateCommand.pad(x.setting.label, 26) + String(format: "%9@  %6.4f  ", x.setting.kind == .simulated ? "\(x.latents)" : "", x.ce)
+            let latents = x.setting.kind == .simulated ? String(x.latents) : ""
+            lines.append(SimulateCommand.pad(x.setting.label, 24) + String(repeating: " ", count: max(0, 8 - latents.count)) + latents
+                         + String(format: "  %6.4f  ", x.ce)
                          + SimulateCommand.pad(x.setting.kind == .base ? "" : String(format: "%+.4f [%+.4f, %+.4f]", x.delta, x.deltaLow, x.deltaHigh), 30)
                          + "  " + SimulateCommand.pad(vsZero, 31) + "  " + differs)
         }

@@ -2,6 +2,7 @@ import Engine
 import Formats
 import Foundation
 import Tokenizer
+import Transcoder
 
 /// `loupe score`: simulate each chosen latent's current explanation on its held-out scoring set and
 /// store the scores (the set, the metrics and the store are described in Sources/Engine/Scoring.swift
@@ -37,17 +38,18 @@ enum ScoreCommand {
         }
 
         let path = try SimulateCommand.modelFor(manifest, modelPath)
-        let backend: SimulatorBackend, tokenizer: BPETokenizer
+        // The workspace's model always runs locally: it is the model the loss deltas splice into.
+        let session = try Session(modelPath: path, progress: Console.progress)
+        let tokenizer = session.tokenizer
+        let backend: SimulatorBackend
         if let url {
             guard let serverModel else { throw UserError("score: --simulator-url needs --simulator-model NAME (the model the server serves)") }
-            let gguf = try GGUFFile(path: path)
-            tokenizer = try BPETokenizer(gguf: gguf)
-            backend = try OpenAISimulator(url: url, model: serverModel, tokenizer: tokenizer, chat: try? ChatTemplate(gguf: gguf))
+            backend = try OpenAISimulator(url: url, model: serverModel, tokenizer: tokenizer, chat: try? ChatTemplate(gguf: GGUFFile(path: path)))
         } else {
-            let session = try Session(modelPath: path, progress: Console.progress)
-            tokenizer = session.tokenizer
             backend = try LocalSimulator(session: session)
         }
+        let splice = try Splice(model: session.model, transcoder: Transcoder.load(directory: ws.transcoderDirectory(layer: manifest.layer).path),
+                                layer: manifest.layer)
         let evaluator = try Evaluator(workspace: ws, tokenizer: tokenizer)
         let scores = try ScoreStore(workspace: ws)
         func key(_ latent: Int) -> ScoreKey {
@@ -62,11 +64,13 @@ enum ScoreCommand {
         reporter.begin("score", total: todo.count, unit: "latents")
         for latent in todo {
             if reporter.shouldStop { stopped = true; break }
-            let result: (LatentScores, SimulationRecord)
+            var result: (LatentScores, SimulationRecord)
             do {
                 result = try evaluator.evaluate(latent: latent, explanation: current[latent]!, backend: backend, mode: mode,
                                                 calibration: calibration, shouldStop: { reporter.shouldStop })
-            } catch is SimulationCancelled { stopped = true; break }
+                result.0.lossDelta = try splice.singleLatentDelta(latent: latent, windows: result.1.windows.map(\.tokens),
+                                                                  values: result.1.windows.map(\.simulated), shouldStop: { reporter.shouldStop })
+            } catch is SimulationCancelled { stopped = true; break } catch is CancellationError { stopped = true; break }
             try scores.append(result.0, simulation: result.1)
             scored += 1
             reporter.advance(scored, detail: "latent \(latent) r=\(number(result.0.pearson))")
@@ -110,8 +114,8 @@ enum ScoreCommand {
 
     /// One latent's result line: id, scores, explanation.
     static func line(_ s: LatentScores, text: String) -> String {
-        String(format: "%6d  r %@  bal.acc %@  sens %@  spec %@  ", s.latent, number(s.pearson), number(s.balancedAccuracy),
-               number(s.sensitivity), number(s.specificity)) + text
+        String(format: "%6d  r %@  bal.acc %@  sens %@  spec %@  Δloss %@  ", s.latent, number(s.pearson), number(s.balancedAccuracy),
+               number(s.sensitivity), number(s.specificity), s.lossDelta.map { String(format: "%+.4f", $0) } ?? "   –   ") + text
     }
 
     static func number(_ x: Double?) -> String { x.map { String(format: "%5.3f", $0) } ?? "  –  " }

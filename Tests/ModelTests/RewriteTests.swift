@@ -176,3 +176,132 @@ final class RewriteTests: XCTestCase {
         XCTAssertEqual(RewriteExperiment.count(1, of: 10), 10)
     }
 }
+
+/// The whole experiment (`RewriteExperiment.run`) on a hand-made workspace around the tiny model:
+/// windows, the simulation cache and its reuse, calibration, the settings and the report file.
+final class RewriteExperimentTests: XCTestCase {
+    var tiny = TinyModel(seed: 5)
+    var dir: URL!
+    var splice: Splice!
+    let layer = 1, latents = 48, k = 4, windowLength = 12
+
+    override func setUpWithError() throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-rewrite-ws-\(UUID().uuidString)")
+        let ws = Workspace(directory: dir)
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let path = dir.appendingPathComponent("tiny.gguf").path
+        try tiny.write(to: path)
+        let model = try LlamaModel(gguf: GGUFFile(path: path), batch: 32)
+        let transcoder = Transcoder(config: TranscoderConfig(dIn: 64, numLatents: latents, k: k), seed: 3)
+        var rng = SplitMix(seed: 9)
+        for i in 0..<latents * 64 { transcoder.decoderWeight[i] = 0.3 * rng.normal() }
+        for j in 0..<64 { transcoder.decoderBias[j] = 0.05 * Float((j % 7) - 3) }
+        transcoder.parametersDidChange()
+        try transcoder.save(directory: ws.transcoderDirectory(layer: layer).path)
+        splice = try Splice(model: model, transcoder: transcoder, layer: layer)
+
+        // 8 windows of 12 random tokens, every 2nd held out.
+        let corpus = Corpus(windowLength: windowLength, heldOutEvery: 2, tokens: (0..<8 * windowLength).map { _ in Int32(rng.next() % 50) })
+        try corpus.save(to: ws.corpusDirectory, sources: ["test"])
+        // Cache records: each latent's max is what calibration "none" scales by.
+        let m = CacheManifest(latents: latents, k: k, blockSize: latents, displayLength: 8, histogramBins: 2, quantiles: 3, trainTokens: 100,
+                              randomPool: [], files: ["latents-00000.bin"])
+        var block = Data()
+        for l in 0..<latents {
+            block.append(LatentRecordCoding.encode(LatentRecord(latent: l, count: 10, max: 4, mean: 1, histogram: [5, 5], quantiles: [0.5, 1, 4],
+                                                                promoted: [], suppressed: [], neighbours: [], windows: []), manifest: m))
+        }
+        try FileManager.default.createDirectory(at: ws.cacheDirectory, withIntermediateDirectories: true)
+        try block.write(to: ws.cacheDirectory.appendingPathComponent("latents-00000.bin"))
+        try JSONFile.write(m, to: ws.cacheDirectory.appendingPathComponent("cache.json"))
+        try ws.save(WorkspaceManifest(model: path, layer: layer, latents: latents, k: k, transcoderSource: "test", corpusSources: ["test"],
+                                      trainTokens: 100, heldOutTokens: 4 * windowLength, windowLength: windowLength))
+        let store = try ExplanationStore(workspace: ws)
+        for l in 0..<latents where l != 7 { _ = try store.save(latent: l, text: "latent \(l)", source: "lexical") }
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
+
+    /// Answers with fixed expected digits per (latent, token position in the experiment's rows).
+    final class TableSimulator: SimulatorBackend, @unchecked Sendable {
+        let name = "table"
+        let digits: (_ latent: Int, _ context: SimulationContext) -> [Float]
+        var calls = 0
+        init(_ digits: @escaping (Int, SimulationContext) -> [Float]) { self.digits = digits }
+        func simulate(explanation: String, contexts: [SimulationContext], mode: SimulationMode, shouldStop: () -> Bool) throws -> [[Float]] {
+            calls += 1
+            let latent = Int(explanation.split(separator: " ").last!)!
+            return contexts.map { digits(latent, $0) }
+        }
+    }
+
+    func run(_ backend: SimulatorBackend, fractions: [Double] = [0.5, 1], calibrations: [Calibration] = [.none]) throws -> RewriteReport {
+        let options = RewriteOptions(fractions: fractions, calibrations: calibrations, windows: 3, length: 8, bootstrap: 200)
+        return try RewriteExperiment(workspace: Workspace(directory: dir), splice: splice, backend: backend, tokenText: { "t\($0)" },
+                                     options: options).run()
+    }
+
+    func testPerfectAndZeroSimulatorsThroughTheExperiment() throws {
+        // True codes of every window token, to build the perfect simulator's digits (E = 9·z/max, max 4).
+        let corpus = try Corpus.load(from: Workspace(directory: dir).corpusDirectory).0
+        let windows = try RewriteExperiment.windows(corpus: corpus, options: RewriteOptions(windows: 3, length: 8))
+        XCTAssertEqual(windows.map(\.corpusWindow), [0, 2, 4], "evenly spaced held-out windows (every 2nd is held out)")
+        let p = try splice.prepare(windows.map(\.tokens))
+        let dense = FloatBuffer(count: p.rows * latents)
+        dense.pointer.update(from: p.dense.pointer, count: p.rows * latents)
+        let codes = splice.codes(dense.pointer, rows: p.rows)
+        func truth(_ latent: Int, _ context: SimulationContext) -> [Float] {
+            let w = windows.firstIndex { $0.tokens == context.tokens }!
+            return (0..<context.tokens.count).map { t in
+                let r = p.rowStart[w] + t
+                return (0..<k).first { codes.indices[r * k + $0] == Int32(latent) }.map { codes.values[r * k + $0] / 4 * 9 } ?? 0
+            }
+        }
+        XCTAssertTrue(windows.indices.contains { w in (0..<latents).contains { truth($0, SimulationContext(tokens: windows[w].tokens, texts: windows[w].tokens.map { "t\($0)" })).contains { $0 > 0 } } })
+
+        let perfect = TableSimulator(truth)
+        let report = try run(perfect)
+        XCTAssertEqual(report.population, latents - 1, "latent 7 has no explanation")
+        XCTAssertEqual(report.timing.latentsSimulated, latents - 1)
+        let transcoder = report.result(RewriteSetting(kind: .transcoder))!
+        let base = report.result(RewriteSetting(kind: .base))!
+        let zero = report.result(RewriteSetting(kind: .zeroAblation))!
+        XCTAssertEqual(base.delta, 0)
+        XCTAssertEqual(zero.vsZero, 0)
+        for selection in RewriteSelection.allCases {
+            let full = report.result(.simulated(1, selection, "none"))!
+            XCTAssertEqual(full.latents, latents - 1)
+            // Latent 7 keeps its own value, and digits are stored to 0.001: equal up to that rounding.
+            XCTAssertEqual(full.ce, transcoder.ce, accuracy: 2e-4, "perfect simulator, f = 1, \(selection)")
+            XCTAssertEqual(report.result(.simulated(0.5, selection, "none"))!.ce, transcoder.ce, accuracy: 2e-4)
+        }
+        XCTAssertNotEqual(transcoder.ce, base.ce)
+        // The report file reads back; a second run reuses every simulation.
+        XCTAssertEqual(try RewriteReport.load(Workspace(directory: dir)), report)
+        let calls = perfect.calls
+        let again = try run(perfect)
+        XCTAssertEqual(perfect.calls, calls, "nothing simulated again")
+        XCTAssertEqual(again.timing.latentsReused, latents - 1)
+        XCTAssertEqual(again.result(.simulated(1, .score, "none"))!.ce, report.result(.simulated(1, .score, "none"))!.ce)
+    }
+
+    func testAllZeroSimulatorAtFullFractionIsTheTranscoderWithoutLatents() throws {
+        // A different backend name keys a fresh cache entry; with every latent explained but 7, which
+        // keeps its true value: compare against the transcoder with only latent 7 left.
+        let report = try run(TableSimulator { _, c in [Float](repeating: 0, count: c.tokens.count) }, fractions: [1], calibrations: [.none, .quantile])
+        let p = try splice.prepare(report.windows.map(\.tokens))
+        let onlySeven = try splice.crossEntropies(p, replacement: splice.replacement(p) { _, rows, dense in
+            for r in 0..<rows { for j in 0..<self.latents where j != 7 { dense[r * self.latents + j] = 0 } }
+        })
+        for calibration in ["none", "quantile"] {
+            let full = report.result(.simulated(1, .random, calibration))!
+            XCTAssertEqual(full.ce, RewriteStatistics.mean(onlySeven), accuracy: 1e-6, calibration)
+            XCTAssertEqual(full.tokenCE, onlySeven)
+            // Culprits name latents the simulation switched off, with their true codes.
+            let named = full.culprits!.flatMap { $0.flatMap { $0 } }
+            XCTAssertFalse(named.isEmpty)
+            XCTAssertTrue(named.allSatisfy { $0.simulated == 0 && $0.true > 0 && $0.latent != 7 })
+        }
+        XCTAssertLessThan(report.result(.simulated(1, .random, "none"))!.deltaLow, report.result(.simulated(1, .random, "none"))!.deltaHigh + 1e-12)
+    }
+}
