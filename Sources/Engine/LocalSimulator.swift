@@ -14,8 +14,8 @@ import Tokenizer
 ///    pass only appends.
 /// 3. Suffixes run batched (`forward(batch:caches:)`): consecutive prompts whose suffixes fit in one
 ///    chunk of the model's batch share the GEMMs; a suffix longer than a chunk runs alone, chunked.
-/// All at once asks for every row's logits and reads those at the tabs; last token asks for each
-/// prompt's last row only. `shouldStop` is polled before every batch.
+/// Logits are computed only at each suffix's readouts (`forward(…logitsAt:)`): the rows at the tabs all
+/// at once, the last row for last token. `shouldStop` is polled before every batch.
 ///
 /// The model is not reentrant: calls are serialised here, and nothing else may run the session's
 /// model meanwhile (the engine keeps both on its one worker).
@@ -96,7 +96,6 @@ public final class LocalSimulator: SimulatorBackend, @unchecked Sendable {
                 slots[i].truncate(to: p)
                 return slots[i]
             }
-            let request: LogitsRequest = mode == .allAtOnce ? .all : .last
             var j = 0
             while j < jobs.count {
                 if shouldStop() { throw SimulationCancelled() }
@@ -108,14 +107,15 @@ public final class LocalSimulator: SimulatorBackend, @unchecked Sendable {
                 if end == j {
                     // Longer than a chunk: alone, through the chunked single-sequence forward.
                     let job = jobs[j]
-                    try model.forward(job.suffix.tokens, cache: slot(0), logits: request) { first, logits, rows in
-                        self.read(job, first: first, logits: logits, rows: rows, into: &out)
+                    try model.forward(job.suffix.tokens, cache: slot(0), logitsAt: job.suffix.readouts) { row, logits in
+                        self.read(job, row: row, logits: logits, into: &out)
                     }
                     end = j + 1
                 } else {
                     let batch = Array(jobs[j..<end])
-                    try model.forward(batch: batch.map(\.suffix.tokens), caches: batch.indices.map(slot), logits: request) { n, first, logits, rows in
-                        self.read(batch[n], first: first, logits: logits, rows: rows, into: &out)
+                    try model.forward(batch: batch.map(\.suffix.tokens), caches: batch.indices.map(slot),
+                                      logitsAt: batch.map(\.suffix.readouts)) { n, row, logits in
+                        self.read(batch[n], row: row, logits: logits, into: &out)
                     }
                 }
                 out.suffixTokens += jobs[j..<end].reduce(0) { $0 + $1.suffix.tokens.count }
@@ -195,10 +195,16 @@ public final class LocalSimulator: SimulatorBackend, @unchecked Sendable {
     /// Reads the job's readouts that fall in rows first..<first + rows of `logits`.
     private func read(_ job: Job, first: Int, logits: UnsafeBufferPointer<Float>, rows: Int, into out: inout Output) {
         let v = session.model.config.vocabSize
-        for (readout, position) in zip(job.suffix.readouts, job.positions) where readout >= first && readout < first + rows {
-            let r = Self.readout(logits.baseAddress! + (readout - first) * v, vocabSize: v, digits: digitIds)
-            out.expected[job.context][position] = r.expected
-            out.digitMass[job.context][position] = r.mass
+        for readout in job.suffix.readouts where readout >= first && readout < first + rows {
+            read(job, row: readout, logits: UnsafeBufferPointer(rebasing: logits[(readout - first) * v..<(readout - first + 1) * v]), into: &out)
         }
+    }
+
+    /// Reads the job's readout at `row` from that row's logits.
+    private func read(_ job: Job, row: Int, logits: UnsafeBufferPointer<Float>, into out: inout Output) {
+        let position = job.positions[job.suffix.readouts.firstIndex(of: row)!]
+        let r = Self.readout(logits.baseAddress!, vocabSize: logits.count, digits: digitIds)
+        out.expected[job.context][position] = r.expected
+        out.digitMass[job.context][position] = r.mass
     }
 }

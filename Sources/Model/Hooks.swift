@@ -62,4 +62,13 @@ public struct ForwardHooks {
 /// Which logits a forward pass computes.
 public enum LogitsRequest: Sendable {
     case none, last, all
+
+    /// The rows of a `count`-token input whose logits this request computes.
+    func rows(count: Int) -> [Int] {
+        switch self {
+        case .none: return []
+        case .last: return [count - 1]
+        case .all: return Array(0..<count)
+        }
+    }
 }

@@ -53,16 +53,19 @@ public final class LlamaModel: @unchecked Sendable {
     /// the token at index firstRow + r of `tokens`) for `.all`, or only the last token's for `.last`.
     public func forward(_ tokens: [Int], cache: KVCache, logits request: LogitsRequest = .last, hooks: ForwardHooks? = nil,
                         onLogits: ((Int, UnsafeBufferPointer<Float>, Int) -> Void)? = nil) throws {
-        try check([tokens], [cache])
-        var start = 0
-        while start < tokens.count {
-            let end = min(start + batch, tokens.count)
-            let want: LogitsRequest = request == .all ? .all : (request == .last && end == tokens.count ? .last : .none)
-            let out = runChunk([Segment(tokens: tokens[start..<end], cache: cache)], logits: want, hooks: hooks)
-            if let out, let onLogits {
-                onLogits(want == .all ? start : tokens.count - 1, out.buffer, out.rows)
-            }
-            start = end
+        try run(tokens, cache: cache, rows: request.rows(count: tokens.count), hooks: hooks) { rows, logits in
+            onLogits?(rows.first!, logits, rows.count)
+        }
+    }
+
+    /// Runs `tokens` as `forward(_:cache:logits:)` does, computing logits only at `rows` (indices into
+    /// `tokens`, strictly increasing): `onLogits(row, logits)` receives each one's `vocab` logits, in order.
+    /// The final layer's attention output and MLP run for those rows alone unless a hook watches that layer.
+    public func forward(_ tokens: [Int], cache: KVCache, logitsAt rows: [Int], hooks: ForwardHooks? = nil,
+                        onLogits: (Int, UnsafeBufferPointer<Float>) -> Void) throws {
+        checkRows(rows, count: tokens.count)
+        try run(tokens, cache: cache, rows: rows, hooks: hooks) { rows, logits in
+            for (k, row) in rows.enumerated() { onLogits(row, logitsRow(logits, k)) }
         }
     }
 
@@ -73,26 +76,20 @@ public final class LlamaModel: @unchecked Sendable {
     /// Hooks see the rows of a chunk's sequences concatenated in order.
     public func forward(batch sequences: [[Int]], caches: [KVCache], logits request: LogitsRequest = .last, hooks: ForwardHooks? = nil,
                         onLogits: ((Int, Int, UnsafeBufferPointer<Float>, Int) -> Void)? = nil) throws {
-        precondition(sequences.count == caches.count, "one cache per sequence")
-        try check(sequences, caches)
-        if let long = sequences.first(where: { $0.count > batch }) {
-            throw ModelError.contextFull(needed: long.count, capacity: batch)
+        try run(batch: sequences, caches: caches, rows: sequences.map { request.rows(count: $0.count) }, hooks: hooks) { n, rows, logits in
+            onLogits?(n, rows.first!, logits, rows.count)
         }
-        var i = 0
-        while i < sequences.count {
-            var j = i, rows = 0
-            while j < sequences.count && rows + sequences[j].count <= batch { rows += sequences[j].count; j += 1 }
-            let segments = (i..<j).map { Segment(tokens: sequences[$0][...], cache: caches[$0]) }
-            if let out = runChunk(segments, logits: request, hooks: hooks), let onLogits {
-                var row = 0
-                for (n, seq) in zip(i..<j, sequences[i..<j]) {
-                    let count = request == .all ? seq.count : 1
-                    let slice = UnsafeBufferPointer(rebasing: out.buffer[row * config.vocabSize..<(row + count) * config.vocabSize])
-                    onLogits(n, request == .all ? 0 : seq.count - 1, slice, count)
-                    row += count
-                }
-            }
-            i = j
+    }
+
+    /// Runs independent sequences together as `forward(batch:caches:logits:)` does, computing logits only
+    /// at `rows[n]` of sequence n (indices into it, strictly increasing): `onLogits(sequence, row, logits)`
+    /// receives each one's `vocab` logits, in order. The final layer runs as in `forward(_:cache:logitsAt:)`.
+    public func forward(batch sequences: [[Int]], caches: [KVCache], logitsAt rows: [[Int]], hooks: ForwardHooks? = nil,
+                        onLogits: (Int, Int, UnsafeBufferPointer<Float>) -> Void) throws {
+        precondition(sequences.count == rows.count, "one list of rows per sequence")
+        for (seq, r) in zip(sequences, rows) { checkRows(r, count: seq.count) }
+        try run(batch: sequences, caches: caches, rows: rows, hooks: hooks) { n, rows, logits in
+            for (k, row) in rows.enumerated() { onLogits(n, row, logitsRow(logits, k)) }
         }
     }
 
@@ -132,6 +129,60 @@ public final class LlamaModel: @unchecked Sendable {
         }
     }
 
+    /// The chunked pass of one sequence: `deliver(rows, logits)` receives, per chunk holding any of
+    /// `rows`, those rows (indices into `tokens`) and their logits (`rows.count × vocab`).
+    private func run(_ tokens: [Int], cache: KVCache, rows: [Int], hooks: ForwardHooks?,
+                     deliver: (ArraySlice<Int>, UnsafeBufferPointer<Float>) -> Void) throws {
+        try check([tokens], [cache])
+        var start = 0, next = 0  // rows[next...] lie in this chunk or later ones
+        while start < tokens.count {
+            let end = min(start + batch, tokens.count)
+            let first = next
+            while next < rows.count && rows[next] < end { next += 1 }
+            let chunkRows = rows[first..<next]
+            if let logits = runChunk([Segment(tokens: tokens[start..<end], cache: cache)], logitRows: [chunkRows.map { $0 - start }], hooks: hooks) {
+                deliver(chunkRows, logits)
+            }
+            start = end
+        }
+    }
+
+    /// The batched pass: `deliver(sequence, rows, logits)` receives, per sequence with any, its `rows`
+    /// and their logits (`rows.count × vocab`).
+    private func run(batch sequences: [[Int]], caches: [KVCache], rows: [[Int]], hooks: ForwardHooks?,
+                     deliver: (Int, [Int], UnsafeBufferPointer<Float>) -> Void) throws {
+        precondition(sequences.count == caches.count, "one cache per sequence")
+        try check(sequences, caches)
+        if let long = sequences.first(where: { $0.count > batch }) {
+            throw ModelError.contextFull(needed: long.count, capacity: batch)
+        }
+        let v = config.vocabSize
+        var i = 0
+        while i < sequences.count {
+            var j = i, count = 0
+            while j < sequences.count && count + sequences[j].count <= batch { count += sequences[j].count; j += 1 }
+            let segments = (i..<j).map { Segment(tokens: sequences[$0][...], cache: caches[$0]) }
+            if let logits = runChunk(segments, logitRows: Array(rows[i..<j]), hooks: hooks) {
+                var row = 0
+                for n in i..<j where !rows[n].isEmpty {
+                    deliver(n, rows[n], UnsafeBufferPointer(rebasing: logits[row * v..<(row + rows[n].count) * v]))
+                    row += rows[n].count
+                }
+            }
+            i = j
+        }
+    }
+
+    /// Row k of `rows × vocab` logits.
+    private func logitsRow(_ logits: UnsafeBufferPointer<Float>, _ k: Int) -> UnsafeBufferPointer<Float> {
+        UnsafeBufferPointer(rebasing: logits[k * config.vocabSize..<(k + 1) * config.vocabSize])
+    }
+
+    private func checkRows(_ rows: [Int], count: Int) {
+        precondition(rows.allSatisfy { (0..<count).contains($0) } && zip(rows, rows.dropFirst()).allSatisfy { $0 < $1 },
+                     "rows must be strictly increasing indices into the sequence")
+    }
+
     private func check(_ sequences: [[Int]], _ caches: [KVCache]) throws {
         for (tokens, cache) in zip(sequences, caches) {
             guard !tokens.isEmpty else { throw ModelError.emptyInput }
@@ -152,12 +203,13 @@ public final class LlamaModel: @unchecked Sendable {
         let cache: KVCache
     }
 
-    /// One chunk: the segments' tokens stacked as rows, every layer, then the logits asked for
-    /// (`.last` means the last row of each segment).
-    private func runChunk(_ segments: [Segment], logits request: LogitsRequest,
-                          hooks: ForwardHooks?) -> (buffer: UnsafeBufferPointer<Float>, rows: Int)? {
+    /// One chunk: the segments' tokens stacked as rows, every layer, then the logits of `logitRows`
+    /// (per segment, strictly increasing indices into its tokens), `wanted × vocab` in segment order.
+    /// Nil when none are wanted or the hooks stop early.
+    private func runChunk(_ segments: [Segment], logitRows: [[Int]], hooks: ForwardHooks?) -> UnsafeBufferPointer<Float>? {
         let c = config, s = state, w = weights
         let T = segments.reduce(0) { $0 + $1.tokens.count }
+        let wanted = logitRows.reduce(0) { $0 + $1.count }
         let p0 = segments[0].cache.length
         let (d, hd, kvd, ff) = (c.dim, c.headDim, c.kvDim, c.ffnDim)
         let qkvw = d + 2 * kvd
@@ -171,9 +223,9 @@ public final class LlamaModel: @unchecked Sendable {
         }
 
         let lastLayer = min(hooks?.stopAfterLayer ?? (c.layers - 1), c.layers - 1)
-        // When only each segment's last logits are wanted, the final layer runs attention and the
-        // MLP for those rows alone (keys and values are still cached for every row).
-        let trimLast = request == .last && lastLayer == c.layers - 1 && hooks?.layers[lastLayer] == nil
+        // Past the final layer's attention only the wanted rows matter: unless a hook watches that layer, its
+        // attention output, o-proj and MLP run for those rows alone (keys and values are still cached for every row).
+        let trimLast = wanted < T && lastLayer == c.layers - 1 && hooks?.layers[lastLayer] == nil
         var rows = T
         for l in 0...lastLayer {
             let lw = w.layers[l]
@@ -184,7 +236,8 @@ public final class LlamaModel: @unchecked Sendable {
             // Attention: x += Wo · attn(rope(q), rope(k), v), each segment against its own cache.
             Ops.rmsNorm(x, weight: lw.attentionNorm.pointer, out: xb, rows: T, dim: d, eps: c.normEps)
             Gemm.matmul(x: xb, ldx: d, m: T, w: lw.qkv, y: qkv, ldy: qkvw)
-            for (i, (seg, r0)) in zip(segments, firstRows).enumerated() {
+            var kept = 0
+            for (seg, (r0, chosen)) in zip(segments, zip(firstRows, logitRows)) {
                 let n = seg.tokens.count, past = seg.cache.length
                 let q = qkv + r0 * qkvw
                 Ops.rope(q, rows: n, stride: qkvw, heads: c.heads, headDim: hd, startPosition: past, table: rope)
@@ -195,16 +248,19 @@ public final class LlamaModel: @unchecked Sendable {
                     (values + (past + i) * kvd).update(from: q + i * qkvw + d + kvd, count: kvd)
                 }
                 if trim {
-                    // Row i of xb / x becomes this segment's last token (i ≤ its row, so moving forward is safe).
-                    Attention.causal(q: q + (n - 1) * qkvw, ldq: qkvw, keys: keys, values: values, ldkv: kvd, out: xb + i * d, ldo: d,
-                                     queries: 1, past: past + n - 1, heads: c.heads, kvHeads: c.kvHeads, headDim: hd)
-                    (x + i * d).update(from: x + (r0 + n - 1) * d, count: d)
+                    // Each run of consecutive chosen rows becomes rows kept… of xb / x (kept ≤ their rows, so moving forward is safe).
+                    for run in Self.runs(chosen) {
+                        Attention.causal(q: q + run.lowerBound * qkvw, ldq: qkvw, keys: keys, values: values, ldkv: kvd, out: xb + kept * d, ldo: d,
+                                         queries: run.count, past: past + run.lowerBound, heads: c.heads, kvHeads: c.kvHeads, headDim: hd)
+                        (x + kept * d).update(from: x + (r0 + run.lowerBound) * d, count: run.count * d)
+                        kept += run.count
+                    }
                 } else {
                     Attention.causal(q: q, ldq: qkvw, keys: keys, values: values, ldkv: kvd, out: xb + r0 * d, ldo: d,
                                      queries: n, past: past, heads: c.heads, kvHeads: c.kvHeads, headDim: hd)
                 }
             }
-            if trim { rows = segments.count }
+            if trim { rows = wanted }
             Gemm.matmul(x: xb, ldx: d, m: rows, w: lw.output, y: x, ldy: d, accumulate: true)
 
             // MLP: x += W_down · (silu(W_gate · n) ⊙ (W_up · n)), n = rmsnorm(x)
@@ -227,22 +283,37 @@ public final class LlamaModel: @unchecked Sendable {
             }
         }
         for seg in segments { seg.cache.advance(by: seg.tokens.count) }
-        guard lastLayer == c.layers - 1, request != .none else { return nil }
+        guard lastLayer == c.layers - 1, wanted > 0 else { return nil }
 
-        // Final norm and unembedding, for every row or only each segment's last.
-        if request == .all {
-            Ops.rmsNorm(x, weight: w.outputNorm.pointer, out: xb, rows: T, dim: d, eps: c.normEps)
-        } else if trimLast {
-            Ops.rmsNorm(x, weight: w.outputNorm.pointer, out: xb, rows: rows, dim: d, eps: c.normEps)
+        // Final norm and unembedding of the wanted rows: x holds just those after a trimmed final layer
+        // (or when every row is wanted); otherwise they are gathered.
+        if rows == wanted {
+            Ops.rmsNorm(x, weight: w.outputNorm.pointer, out: xb, rows: wanted, dim: d, eps: c.normEps)
         } else {
-            rows = segments.count
-            for (i, (seg, r0)) in zip(segments, firstRows).enumerated() {
-                Ops.rmsNorm(x + (r0 + seg.tokens.count - 1) * d, weight: w.outputNorm.pointer, out: xb + i * d, rows: 1, dim: d, eps: c.normEps)
+            var k = 0
+            for (r0, chosen) in zip(firstRows, logitRows) {
+                for r in chosen {
+                    Ops.rmsNorm(x + (r0 + r) * d, weight: w.outputNorm.pointer, out: xb + k * d, rows: 1, dim: d, eps: c.normEps)
+                    k += 1
+                }
             }
         }
-        let logits = s.logits(rows: rows)
-        Gemm.matmul(x: xb, ldx: d, m: rows, w: w.unembedding, y: logits, ldy: c.vocabSize)
-        return (UnsafeBufferPointer(start: logits, count: rows * c.vocabSize), rows)
+        let logits = s.logits(rows: wanted)
+        Gemm.matmul(x: xb, ldx: d, m: wanted, w: w.unembedding, y: logits, ldy: c.vocabSize)
+        return UnsafeBufferPointer(start: logits, count: wanted * c.vocabSize)
+    }
+
+    /// Strictly increasing indices as runs of consecutive ones: [0, 1, 2, 5, 7, 8] → [0..<3, 5..<6, 7..<9].
+    private static func runs(_ indices: [Int]) -> [Range<Int>] {
+        var runs: [Range<Int>] = []
+        for i in indices {
+            if let last = runs.last, last.upperBound == i {
+                runs[runs.count - 1] = last.lowerBound..<i + 1
+            } else {
+                runs.append(i..<i + 1)
+            }
+        }
+        return runs
     }
 }
 
