@@ -7,8 +7,9 @@ import Tokenizer
 /// of a token is the expected digit of its next-token distribution at the readout.
 ///
 /// How the work is shared:
-/// 1. The prompt's prefix (instructions, example, explanation) runs once per `simulate` call into
-///    a prefix cache.
+/// 1. The prompt's prefix (instructions, examples, explanation) runs once per `simulate` call into
+///    a prefix cache, and only from the first token where it differs from the previous call's
+///    prefix: the part before the explanation is the same for every latent, so it runs once.
 /// 2. Each prompt's suffix runs in a cache slot that holds a copy of that prefix; a slot is copied
 ///    once and afterwards rewound to the prefix (`truncate`) for the next suffix, since a forward
 ///    pass only appends.
@@ -30,6 +31,8 @@ public final class LocalSimulator: SimulatorBackend, @unchecked Sendable {
     /// Most prompts run in one batched forward pass (each holds a cache slot of prefix + suffix).
     public var maxSequencesPerBatch = 16
     private let lock = NSLock()
+    /// The last prefix run and its cache, which the next prefix starts from (see `run`).
+    private var lastPrefix: (tokens: [Int], cache: KVCache)?
 
     /// Finds the digit tokens; throws unless each of "0"…"9" is a single token.
     public init(session: Session, promptDirectory: URL = SimulatorTemplate.directory) throws {
@@ -53,7 +56,7 @@ public final class LocalSimulator: SimulatorBackend, @unchecked Sendable {
         /// Probability mass the full next-token distribution put on the ten digits (a diagnostic:
         /// low mass means the model did not expect a digit there).
         public var digitMass: [[Float]]
-        /// Tokens in the shared prefix, and in all suffixes together (what was run).
+        /// Prefix tokens run (those not shared with the previous call's prefix), and suffix tokens.
         public var prefixTokens: Int
         public var suffixTokens: Int
         /// Batched forward passes over suffixes.
@@ -84,8 +87,17 @@ public final class LocalSimulator: SimulatorBackend, @unchecked Sendable {
             guard p + longest <= model.config.contextLength else {
                 throw EngineError("a simulation prompt needs \(p + longest) positions but the model's context holds \(model.config.contextLength); use shorter contexts")
             }
+            // The prefix runs from where it stops matching the last one (the instructions and
+            // examples before the explanation are the same for every latent).
             let prefixCache = model.makeCache(capacity: p)
-            try model.forward(prompt.prefix, cache: prefixCache, logits: .none)
+            var shared = 0
+            if let last = lastPrefix {
+                shared = zip(last.tokens, prompt.prefix).prefix { $0.0 == $0.1 }.count
+                if shared > 0 { prefixCache.copyPrefix(of: last.cache, length: shared) }
+            }
+            if shared < p { try model.forward(Array(prompt.prefix[shared...]), cache: prefixCache, logits: .none) }
+            lastPrefix = (prompt.prefix, prefixCache)
+            out.prefixTokens = p - shared
             var slots: [KVCache] = []
             func slot(_ i: Int) -> KVCache {
                 while slots.count <= i {

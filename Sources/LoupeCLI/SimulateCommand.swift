@@ -190,7 +190,7 @@ enum SimulateCommand {
             + "\(cache.manifest.displayLength) tokens (per latent up to \(windowCount): one per activation-quantile bin, highest first, then top windows), "
             + "\(predictions) predictions per mode; explanations: \(explained) current, \(cases.count - explained) lexical from the top tokens; "
             + "model \(simulator.name), \(Parallel.threads) threads, after one warm-up call. "
-            + "All at once: one prompt per window, rows read at their tabs (all-position logits), prefix run once per latent, "
+            + "All at once: one prompt per window, logits computed only at the rows' tabs, prefix run once per latent from where it differs from the previous latent's, "
             + "suffixes batched up to \(simulator.maxSequencesPerBatch) prompts / \(session.model.batch) rows. "
             + "Last token: one prompt per token, same prefix cache and batching, last-position logits. "
             + "Times are wall clock per latent summed, prompts and prefix passes included. "
