@@ -21,7 +21,7 @@ public enum RewriteSelection: String, Codable, CaseIterable, Sendable {
 /// What `loupe rewrite` runs.
 public struct RewriteOptions: Codable, Equatable, Sendable {
     public static let defaultFractions: [Double] = [0.01, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0]
-    public static let defaultWindows = 6
+    public static let defaultWindows = 4
 
     public var fractions: [Double]
     public var selections: [RewriteSelection]
