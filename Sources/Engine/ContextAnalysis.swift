@@ -61,12 +61,7 @@ public final class ContextAnalyzer: @unchecked Sendable {
 
     /// An analyzer for a transcoder already in memory, reading the MLP input of `layer`.
     public init(model: LlamaModel, tokenizer: BPETokenizer, transcoder: Transcoder, layer: Int) throws {
-        guard layer >= 0 && layer < model.config.layers else {
-            throw EngineError("layer \(layer) is outside the model's layers 0…\(model.config.layers - 1)")
-        }
-        guard transcoder.d == model.config.dim else {
-            throw EngineError("the transcoder takes inputs of size \(transcoder.d), but the model's hidden size is \(model.config.dim)")
-        }
+        try Splice.check(model: model, transcoder: transcoder, layer: layer)
         self.model = model
         self.tokenizer = tokenizer
         self.transcoder = transcoder

@@ -21,13 +21,13 @@ public enum RewriteSelection: String, Codable, CaseIterable, Sendable {
 /// What `loupe rewrite` runs.
 public struct RewriteOptions: Codable, Equatable, Sendable {
     public static let defaultFractions: [Double] = [0.01, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0]
-    public static let defaultWindows = 4
+    public static let defaultWindows = 3
 
     public var fractions: [Double]
     public var selections: [RewriteSelection]
     /// `Calibration` raw values.
     public var calibrations: [String]
-    /// Held-out windows, evenly spaced over the held-out split.
+    /// Held-out windows, spread over the held-out split (`RewriteExperiment.windows`).
     public var windows: Int
     /// Tokens per window (the paper's contexts are 32 tokens).
     public var length: Int

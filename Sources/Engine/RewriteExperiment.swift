@@ -3,8 +3,8 @@ import Kernels
 import Transcoder
 
 /// Runs the partial rewrite (settings and report in Rewrite.swift) on a workspace:
-/// 1. windows: `options.windows` held-out corpus windows, evenly spaced over the held-out split,
-///    their first `options.length` tokens;
+/// 1. windows: `options.windows` held-out corpus windows spread over the held-out split (see
+///    `windows`), their first `options.length` tokens;
 /// 2. simulate: every latent some setting replaces (with f = 1, every latent that has an
 ///    explanation) on every window, through the simulation cache (reused across runs, so an
 ///    interrupted experiment resumes where it stopped);
@@ -44,7 +44,10 @@ public final class RewriteExperiment {
         self.options = options
     }
 
-    /// The experiment's windows.
+    /// The experiment's windows: held-out windows at the fractions 0, 1/2, 1/4, 3/4, 1/8, 5/8, …
+    /// of the held-out split (the van der Corput sequence), the first `options.windows` of them in
+    /// corpus order. So the windows of a smaller experiment are among a larger one's, and a run with
+    /// more windows reuses every simulation already cached.
     public static func windows(corpus: Corpus, options: RewriteOptions) throws -> [RewriteWindow] {
         let held = corpus.heldOutWindows
         guard options.length <= corpus.windowLength else {
@@ -53,9 +56,16 @@ public final class RewriteExperiment {
         guard options.windows <= held.count else {
             throw EngineError("the workspace has \(held.count) held-out windows; ask for at most that many")
         }
-        return (0..<options.windows).map { i in
-            let w = held[i * held.count / options.windows]
-            return RewriteWindow(corpusWindow: w, start: 0, tokens: Array(corpus.window(w).prefix(options.length)))
+        var chosen: [Int] = [], seen = Set<Int>(), i = 0
+        while chosen.count < options.windows {
+            var x = 0.0, f = 0.5, n = i
+            while n > 0 { if n & 1 == 1 { x += f }; f /= 2; n >>= 1 }
+            let h = min(Int(x * Double(held.count)), held.count - 1)
+            if seen.insert(h).inserted { chosen.append(h) }
+            i += 1
+        }
+        return chosen.sorted().map { h in
+            RewriteWindow(corpusWindow: held[h], start: 0, tokens: Array(corpus.window(held[h]).prefix(options.length)))
         }
     }
 

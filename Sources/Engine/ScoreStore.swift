@@ -96,35 +96,19 @@ public final class ScoreStore: @unchecked Sendable {
     /// simulation line; it becomes the latest under its key.
     @discardableResult
     public func update(_ scores: LatentScores) throws -> LatentScores {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
-        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        return try lock.withLock {
+        try lock.withLock {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             let fd = try Self.openAppend(scoresURL.path)
             defer { close(fd) }
             guard flock(fd, LOCK_EX) == 0 else { throw EngineError("cannot lock \(scoresURL.path): \(String(cString: strerror(errno)))") }
-            try readNewLines()
-            _ = try Self.endLine(fd, path: scoresURL.path)
-            try readNewLines()
-            try AppendOnly.writeAll(fd, Array(try encoder.encode(scores)) + [UInt8(ascii: "\n")], path: scoresURL.path)
-            guard fsync(fd) == 0 else { throw EngineError("cannot sync \(scoresURL.path): \(String(cString: strerror(errno)))") }
-            let before = results.count
-            try readNewLines()
-            guard results.count == before + 1 else {
-                throw EngineError("\(scoresURL.path) did not read back as written; it may have been changed by another program")
-            }
-            return results[before]
+            return try appendScoreLine(fd, scores)
         }
     }
 
     /// Appends one result (simulation line, then score line) and returns the score as stored.
     @discardableResult
     public func append(_ scores: LatentScores, simulation: SimulationRecord) throws -> LatentScores {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
-        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        return try lock.withLock {
+        try lock.withLock {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             let scoresFD = try Self.openAppend(scoresURL.path)
             defer { close(scoresFD) }
@@ -134,21 +118,32 @@ public final class ScoreStore: @unchecked Sendable {
             let simEnd = try Self.endLine(simFD, path: simulationsURL.path)
             var stored = scores
             stored.simulationOffset = Int(simEnd)
-            try AppendOnly.writeAll(simFD, Array(try encoder.encode(Self.rounded(simulation))) + [UInt8(ascii: "\n")], path: simulationsURL.path)
+            try AppendOnly.writeAll(simFD, Array(try Self.encoder.encode(Self.rounded(simulation))) + [UInt8(ascii: "\n")], path: simulationsURL.path)
             guard fsync(simFD) == 0 else { throw EngineError("cannot sync \(simulationsURL.path): \(String(cString: strerror(errno)))") }
-
-            try readNewLines()
-            _ = try Self.endLine(scoresFD, path: scoresURL.path)
-            try readNewLines()
-            try AppendOnly.writeAll(scoresFD, Array(try encoder.encode(stored)) + [UInt8(ascii: "\n")], path: scoresURL.path)
-            guard fsync(scoresFD) == 0 else { throw EngineError("cannot sync \(scoresURL.path): \(String(cString: strerror(errno)))") }
-            let before = results.count
-            try readNewLines()
-            guard results.count == before + 1 else {
-                throw EngineError("\(scoresURL.path) did not read back as written; it may have been changed by another program")
-            }
-            return results[before]
+            return try appendScoreLine(scoresFD, stored)
         }
+    }
+
+    /// Under the lock and the flock on scores.jsonl (`fd`): the score line written, synced and read back.
+    private func appendScoreLine(_ fd: Int32, _ scores: LatentScores) throws -> LatentScores {
+        try readNewLines()
+        _ = try Self.endLine(fd, path: scoresURL.path)
+        try readNewLines()
+        try AppendOnly.writeAll(fd, Array(try Self.encoder.encode(scores)) + [UInt8(ascii: "\n")], path: scoresURL.path)
+        guard fsync(fd) == 0 else { throw EngineError("cannot sync \(scoresURL.path): \(String(cString: strerror(errno)))") }
+        let before = results.count
+        try readNewLines()
+        guard results.count == before + 1 else {
+            throw EngineError("\(scoresURL.path) did not read back as written; it may have been changed by another program")
+        }
+        return results[before]
+    }
+
+    static var encoder: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return encoder
     }
 
     /// Expected digits and simulated values kept to 0.001 (a third of the line's size).

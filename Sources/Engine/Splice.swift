@@ -20,15 +20,20 @@ public final class Splice: @unchecked Sendable {
     public let layer: Int
 
     public init(model: LlamaModel, transcoder: Transcoder, layer: Int) throws {
-        guard layer >= 0 && layer < model.config.layers else {
-            throw EngineError("layer \(layer) is outside the model's \(model.config.layers) layers")
-        }
-        guard transcoder.d == model.config.dim else {
-            throw EngineError("the transcoder reads \(transcoder.d) dimensions but the model's MLP at layer \(layer) has \(model.config.dim)")
-        }
+        try Self.check(model: model, transcoder: transcoder, layer: layer)
         self.model = model
         self.transcoder = transcoder
         self.layer = layer
+    }
+
+    /// Throws unless the transcoder fits the MLP of the model's layer.
+    static func check(model: LlamaModel, transcoder: Transcoder, layer: Int) throws {
+        guard layer >= 0 && layer < model.config.layers else {
+            throw EngineError("layer \(layer) is outside the model's layers 0…\(model.config.layers - 1)")
+        }
+        guard transcoder.d == model.config.dim else {
+            throw EngineError("the transcoder takes inputs of size \(transcoder.d), but the model's hidden size is \(model.config.dim)")
+        }
     }
 
     /// Everything up to the splice, for a list of windows; rows run through the windows in order.

@@ -19,6 +19,7 @@ public struct App: Sendable {
         defer { refreshFlows() }
         if case .resize = key {
             clampList()
+            clampRewrite()
             if var l = state.latent {
                 l.scroll = max(0, min(l.scroll, LatentScreen.maxScroll(l, state, width: state.width)))
                 state.latent = l
@@ -65,6 +66,7 @@ public struct App: Sendable {
             if state.lab.analysis == nil && !state.lab.editor.isEmpty && state.lab.requested == state.lab.shown {
                 return analyzeLab()
             }
+        case .showRewrite: return showRewrite()
         case .build:
             state.missingWorkspace = false
             state.message = Message(text: "building the workspace — Esc stops it (what is done is kept; run again to resume)", isError: false)
@@ -74,6 +76,7 @@ public struct App: Sendable {
             case .latents: return performList(action)
             case .latent: return performLatent(action)
             case .lab: return performLab(action)
+            case .rewrite: return performRewrite(action)
             case .welcome: return []
             }
         }
@@ -355,12 +358,12 @@ public struct App: Sendable {
 
     mutating func handlePrompt(_ key: Key) -> [EngineRequest] {
         guard var p = state.prompt else { return [] }
-        if p.kind == .confirmQuit {
+        if p.isConfirmation {
             state.prompt = nil
-            if key == .char("y") || key == .char("Y") {
-                if let l = state.latent, let e = l.editor { state.drafts[l.latent] = e.text }
-                state.quit = true
-            }
+            guard key == .char("y") || key == .char("Y") else { return [] }
+            if p.kind == .confirmRewrite { return runRewrite(confirmed: true) }
+            if let l = state.latent, let e = l.editor { state.drafts[l.latent] = e.text }
+            state.quit = true
             return []
         }
         switch key {
@@ -386,7 +389,7 @@ public struct App: Sendable {
                 return open(latent: id)
             case .export: return text.isEmpty ? [] : [.exportExplanations(path: text)]
             case .importFile: return text.isEmpty ? [] : [.importExplanations(path: text)]
-            case .confirmQuit: break
+            case .confirmQuit, .confirmRewrite: break
             }
             return []
         default:
@@ -446,6 +449,7 @@ public struct App: Sendable {
         case .rightClick: return perform(.back)
         case .click, .doubleClick:
             if m.y == 0 { return clickTab(m.x) }
+            if state.screen == .rewrite { return clickRewrite(m) }
             if state.screen == .latents {
                 if m.y == 1, let column = LatentsScreen.column(at: m.x, width: state.width) {
                     if state.list.sort == column { state.list.descending.toggle() } else {
@@ -480,6 +484,7 @@ public struct App: Sendable {
             case .latents: return perform(.showLatents)
             case .latent: return perform(.showLatent)
             case .lab: return perform(.showLab)
+            case .rewrite: return perform(.showRewrite)
             case .welcome: return []
             }
         }
@@ -544,7 +549,7 @@ public struct App: Sendable {
             if state.latent?.latent == latent { state.latent?.explaining = false }
         case .scores(let scores):
             state.scores.merge(scores) { _, new in new }
-            if state.list.sort == .score { rebuildRows(keeping: currentListLatent) }
+            if state.list.sort == .score || state.list.sort == .lossDelta { rebuildRows(keeping: currentListLatent) }
         case .simulation(let latent, let scores, let previous, let record):
             if scores.version == state.explanations[latent]?.id { state.scores[latent] = scores }
             if state.latent?.latent == latent {
@@ -568,9 +573,8 @@ public struct App: Sendable {
             } else {
                 state.history = HistoryState(latent: latent, versions: versions.reversed(), selected: 0)
             }
-        case .rewrite:
-            // The Rewrite screen is not drawn yet.
-            break
+        case .rewrite(let report):
+            applyRewrite(report)
         case .progress(let p):
             state.job = p
         case .notice(let text):

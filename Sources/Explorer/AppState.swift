@@ -1,10 +1,10 @@
 import Engine
 import Terminal
 
-public enum ScreenKind: String, Sendable { case welcome, latents, latent, lab }
+public enum ScreenKind: String, Sendable { case welcome, latents, latent, lab, rewrite }
 
 /// The list's columns, in the order `s` cycles them.
-public enum SortColumn: String, CaseIterable, Sendable { case id, density, max, score, explanation }
+public enum SortColumn: String, CaseIterable, Sendable { case id, density, max, score, lossDelta, explanation }
 
 /// The Latents screen: which rows show, in what order, and which is selected.
 public struct ListState: Sendable {
@@ -68,9 +68,26 @@ public struct LabState: Sendable {
     public var simulatedLatent: Int?
 }
 
+/// The Rewrite screen: the last partial-rewrite report and what is selected in it.
+public struct RewriteState: Sendable {
+    /// The report; nil until the engine answered (`loaded`) or when none was run yet.
+    public var report: RewriteReport?
+    /// Whether the report was asked for, and whether the answer came.
+    public var requested = false
+    public var loaded = false
+    /// The selected setting (an index into the report's results) and the first table row shown.
+    public var setting = 0
+    public var top = 0
+    /// The window drawn as a heatmap, the token cursor in it, and which of the token's culprits
+    /// Enter opens.
+    public var window = 0
+    public var token = 0
+    public var culprit = 0
+}
+
 /// A one-line prompt in the status line.
 public struct Prompt: Sendable {
-    public enum Kind: Sendable, Equatable { case filter, search, jump, export, importFile, confirmQuit }
+    public enum Kind: Sendable, Equatable { case filter, search, jump, export, importFile, confirmQuit, confirmRewrite }
     public var kind: Kind
     public var editor: LineEditor
 
@@ -82,8 +99,12 @@ public struct Prompt: Sendable {
         case .export: return "export explanations to: "
         case .importFile: return "import explanations from: "
         case .confirmQuit: return "An explanation is being edited. Quit and keep it as a draft? (y/n) "
+        case .confirmRewrite: return "Run the partial rewrite again (long; cached simulations are reused)? (y/n) "
         }
     }
+
+    /// A yes/no question: any key answers it, and it shows no text cursor.
+    public var isConfirmation: Bool { kind == .confirmQuit || kind == .confirmRewrite }
 }
 
 /// The history overlay of one latent's explanation.
@@ -122,6 +143,7 @@ public struct AppState: Sendable {
     public var list = ListState()
     public var latent: LatentState?
     public var lab = LabState()
+    public var rewrite = RewriteState()
     public var prompt: Prompt?
     public var history: HistoryState?
     public var showHelp = false
@@ -162,6 +184,7 @@ public struct AppState: Sendable {
         case .latents: return .latents
         case .latent: return .latent
         case .lab: return .lab
+        case .rewrite: return .rewrite
         }
     }
 

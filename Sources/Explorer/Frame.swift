@@ -27,6 +27,7 @@ enum Frame {
         case .latents: LatentsScreen.render(state, into: &c, in: body, palette: palette)
         case .latent: LatentScreen.render(state, into: &c, in: body, palette: palette)
         case .lab: ContextLabScreen.render(state, into: &c, in: body, palette: palette)
+        case .rewrite: RewriteScreen.render(state, into: &c, in: body, palette: palette)
         }
         if let h = state.history { HistoryOverlay.render(h, state, into: &c, palette: palette) }
         if state.showHelp { HelpOverlay.render(state, into: &c, palette: palette) }
@@ -46,12 +47,17 @@ enum TitleBar {
         var out: [(ScreenKind, String)] = [(.latents, "1 Latents")]
         out.append((.latent, state.latent.map { "2 Latent \($0.latent)" } ?? "2 Latent"))
         out.append((.lab, "3 Lab"))
+        out.append((.rewrite, "4 Rewrite"))
         return out
     }
 
+    /// What comes before the tabs: the workspace, shortened when the tabs would not fit after it.
     static func prefix(_ state: AppState) -> String {
         guard let info = state.info else { return " Loupe │ \(state.loading ? "opening…" : "no workspace") │ " }
-        return " Loupe │ \(info.name) · layer \(info.layer) · \(info.latents) latents │ "
+        let tabsWidth = tabs(state).reduce(-1) { $0 + DisplayWidth.of($1.1) + 3 }
+        let candidates = [" Loupe │ \(info.name) · layer \(info.layer) · \(info.latents) latents │ ",
+                          " Loupe │ \(info.name) · layer \(info.layer) │ ", " Loupe │ \(info.name) │ "]
+        return candidates.first { DisplayWidth.of($0) + tabsWidth <= state.width } ?? " Loupe │ "
     }
 
     /// Columns of each tab, for mouse clicks.
@@ -93,6 +99,9 @@ enum StatusLine {
         case .lab:
             return state.lab.editing ? "type or paste text · Enter run · Tab/Esc leave the editor"
                 : "h/l token · j/k latent · Enter open · e edit text · r raw · q back"
+        case .rewrite:
+            return state.rewrite.report == nil ? "r run the experiment · ? help · q back"
+                : "j/k setting · [ ] window · h/l token · Tab/Enter culprit · r rerun · q back"
         }
     }
 
@@ -104,7 +113,7 @@ enum StatusLine {
             let x = c.put(p.label, x: 0, y: y, style: base.with(bold: true))
             let (text, cursor) = p.editor.visible(width: max(c.width - x - 1, 2))
             c.put(text, x: x, y: y, style: base)
-            if p.kind != .confirmQuit { c.cursor = (x + cursor, y) }
+            if !p.isConfirmation { c.cursor = (x + cursor, y) }
             return
         }
         // Right: the engine's job.
@@ -149,6 +158,25 @@ enum Format {
         if x == 0 { return "0%" }
         if x < 0.0001 { return String(format: "%.4f%%", x * 100) }
         return String(format: x < 0.01 ? "%.3f%%" : "%.2f%%", x * 100)
+    }
+
+    /// A loss difference in nats, signed, with digits enough for single-latent deltas.
+    static func nats(_ x: Double) -> String {
+        guard x.isFinite else { return "—" }
+        let a = abs(x)
+        return String(format: a >= 0.1 ? "%+.3f" : a >= 0.001 || a == 0 ? "%+.4f" : "%+.5f", x)
+    }
+
+    /// `text` broken into lines of at most `width` columns at spaces (a word wider than a line is cut).
+    static func wrap(_ text: String, width: Int) -> [String] {
+        var lines: [String] = [], line = ""
+        for word in text.split(separator: " ") {
+            let candidate = line.isEmpty ? String(word) : line + " " + word
+            if DisplayWidth.of(candidate) <= width { line = candidate; continue }
+            if !line.isEmpty { lines.append(line) }
+            line = String(DisplayWidth.prefix(String(word), columns: max(width, 1)).text)
+        }
+        return line.isEmpty ? lines : lines + [line]
     }
 
     static func value(_ x: Float) -> String { String(format: abs(x) >= 100 ? "%.0f" : abs(x) >= 10 ? "%.1f" : "%.2f", x) }

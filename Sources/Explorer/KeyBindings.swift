@@ -3,18 +3,20 @@ import Terminal
 /// Everything a key can do. Bindings map keys to actions per context; the help overlay is
 /// generated from the same table.
 public enum Action: Hashable, Sendable {
-    case quit, back, help, cycleTheme, redraw, suspend, showLatents, showLatent, showLab, cancelJob
+    case quit, back, help, cycleTheme, redraw, suspend, showLatents, showLatent, showLab, showRewrite, cancelJob
     case down, up, pageDown, pageUp, top, bottom, open
     case sortNext, sortReverse, filter, search, searchNext, searchPrevious, jump, toggleDead
     case tokenLeft, tokenRight, tokenFirst, tokenLast, focusNext, toggleRaw
     case edit, history, nextLatent, previousLatent
     case exportExplanations, importExplanations
     case editText, build, simulate
+    case runRewrite, nextWindow, previousWindow, nextCulprit
 }
 
 /// Where a binding applies. Screen bindings are looked up first, then global ones.
 public enum BindingContext: String, CaseIterable, Sendable {
-    case latents = "Latents", latent = "Latent", lab = "Context lab", history = "History", welcome = "Welcome", global = "Everywhere"
+    case latents = "Latents", latent = "Latent", lab = "Context lab", rewrite = "Rewrite", history = "History", welcome = "Welcome"
+    case global = "Everywhere"
 }
 
 public struct Binding: Sendable {
@@ -35,6 +37,7 @@ public enum KeyBindings {
         b(.global, [.char("1")], .showLatents, "latents list"),
         b(.global, [.char("2")], .showLatent, "last opened latent"),
         b(.global, [.char("3"), .char("L")], .showLab, "context lab"),
+        b(.global, [.char("4")], .showRewrite, "partial rewrite (explanations in place of latents)"),
         b(.global, [.char("t")], .cycleTheme, "next colour theme"),
         b(.global, [.escape], .cancelJob, "cancel the engine's job (else go back)"),
         b(.global, [.char("q")], .back, "back (quit from the list)"),
@@ -80,6 +83,19 @@ public enum KeyBindings {
         b(.lab, [.enter], .open, "open the chosen latent"),
         b(.lab, [.char("r")], .toggleRaw, "raw tokens"),
         b(.lab, [.char("s")], .simulate, "simulate the chosen latent's explanation on the text"),
+
+        // The heatmap colours token t by the loss of predicting token t + 1 (the culprits at t moved it).
+        b(.rewrite, [.char("j"), .down], .down, "next setting (the table and the chart's highlighted point)"),
+        b(.rewrite, [.char("k"), .up], .up, "previous setting"),
+        b(.rewrite, [.char("]")], .nextWindow, "next window"),
+        b(.rewrite, [.char("[")], .previousWindow, "previous window"),
+        b(.rewrite, [.char("h"), .left], .tokenLeft, "previous token (coloured by the loss of predicting the next one)"),
+        b(.rewrite, [.char("l"), .right], .tokenRight, "next token"),
+        b(.rewrite, [.char("0")], .tokenFirst, "first token of the window"),
+        b(.rewrite, [.char("$")], .tokenLast, "last token of the window"),
+        b(.rewrite, [.tab], .nextCulprit, "next culprit at the token"),
+        b(.rewrite, [.enter], .open, "open the chosen culprit latent"),
+        b(.rewrite, [.char("r")], .runRewrite, "run the experiment (again); Esc stops it, a new run resumes"),
 
         b(.history, [.enter], .open, "revert to this version"),
 

@@ -29,11 +29,15 @@ enum LatentScreen {
 
     static let gutter = 7
 
-    /// Header rows, the rule under them included: title, explanation, [simulation], histogram,
-    /// promotes + suppresses (or one logits row when short), neighbours, rule.
-    static func headerLines(height: Int) -> Int { 6 + (height >= 24 ? 1 : 0) + (hasSimulationLine(height: height) ? 1 : 0) }
+    /// Header rows, the rule under them included: title, explanation, [simulation], [loss delta],
+    /// histogram, promotes + suppresses (or one logits row when short), neighbours, rule.
+    static func headerLines(height: Int) -> Int {
+        6 + (height >= 24 ? 1 : 0) + (hasSimulationLine(height: height) ? 1 : 0) + (hasLossLine(height: height) ? 1 : 0)
+    }
 
     static func hasSimulationLine(height: Int) -> Bool { height >= 18 }
+
+    static func hasLossLine(height: Int) -> Bool { height >= 20 }
 
     static func texts(_ w: LatentWindow, _ v: Vocabulary?) -> [String] {
         w.tokens.map { v?.text($0) ?? "#\($0)" }
@@ -184,6 +188,13 @@ enum LatentScreen {
             }
             y += 1
         }
+        if hasLossLine(height: state.height) {
+            x = c.put("loss Δ      ", x: 1, y: y, style: dim)
+            for (part, role) in lossSummary(l, width: r.width - x - 1) {
+                x = c.put(part, x: x, y: y, style: palette.style(role), maxWidth: r.width - x - 1)
+            }
+            y += 1
+        }
 
         // Histogram of the non-zero activations, 0 … max.
         x = c.put("histogram   ", x: 1, y: y, style: dim)
@@ -299,6 +310,25 @@ enum LatentScreen {
             parts.append((now >= before ? " ↑ from \(f(before)) (v\(p.version))" : " ↓ from \(f(before)) (v\(p.version))", now >= before ? .good : .bad))
         }
         parts.append((" · bal. acc \(f(s.balancedAccuracy)) · sens \(f(s.sensitivity)) · spec \(f(s.specificity)) · \(s.mode), \(s.calibration)", .text))
+        return parts
+    }
+
+    /// The loss delta line: what replacing just this latent by its simulation on its scoring
+    /// windows does to the next-token loss, and how that compares with the previous version's
+    /// (lower is better: positive means the explanation misses something the latent does). The
+    /// explanation of the number is shortened where `width` has no room for it.
+    static func lossSummary(_ l: LatentState, width: Int) -> [(String, Theme.Role)] {
+        if l.simulating { return [("measured with the simulation…", .dim)] }
+        guard let s = l.scores else { return [("—", .dim)] }
+        guard let delta = s.lossDelta else { return [("not measured for this score (s measures it; `loupe rewrite --per-latent` fills in every latent)", .dim)] }
+        var parts: [(String, Theme.Role)] = [("\(Format.nats(delta)) nats", .text)]
+        if let p = l.previousScores, let before = p.lossDelta {
+            parts.append((delta <= before ? " ↓ from \(Format.nats(before)) (v\(p.version))" : " ↑ from \(Format.nats(before)) (v\(p.version))",
+                          delta <= before ? .good : .bad))
+        }
+        let used = parts.reduce(0) { $0 + DisplayWidth.of($1.0) }
+        let about = " · this latent alone replaced by its simulation on its windows"
+        parts.append((used + DisplayWidth.of(about) <= width ? about : " (only this latent simulated)", .dim))
         return parts
     }
 

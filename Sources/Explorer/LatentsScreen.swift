@@ -2,14 +2,14 @@ import Engine
 import Foundation
 import Terminal
 
-/// The list of every latent: id, density, max activation, score and explanation (or its top
-/// tokens until one exists); sorted, filtered, searched. Draws only the visible rows, so it stays
-/// instant with tens of thousands of latents.
+/// The list of every latent: id, density, max activation, score, loss delta and explanation (or
+/// its top tokens until one exists); sorted, filtered, searched. Draws only the visible rows, so
+/// it stays instant with tens of thousands of latents.
 enum LatentsScreen {
     /// (column, x, width, heading); the last column takes the rest of the line.
     static let columns: [(SortColumn, Int, Int, String)] = [
-        (.id, 1, 6, "id"), (.density, 8, 9, "density"), (.max, 18, 7, "max"), (.score, 26, 6, "score"),
-        (.explanation, 33, 0, "explanation  (top tokens, dim, until one is written)"),
+        (.id, 1, 6, "id"), (.density, 8, 9, "density"), (.max, 18, 7, "max"), (.score, 26, 6, "score"), (.lossDelta, 33, 8, "Δloss"),
+        (.explanation, 42, 0, "explanation  (top tokens, dim, until one is written)"),
     ]
 
     static func column(at x: Int, width: Int) -> SortColumn? {
@@ -40,11 +40,12 @@ enum LatentsScreen {
         case .id: ids.sort { descending ? $0 > $1 : $0 < $1 }
         case .density: ids.sort { ordered(summary($0).count, summary($1).count, $0, $1) }
         case .max: ids.sort { ordered(summary($0).max, summary($1).max, $0, $1) }
-        case .score:
-            // Scored latents by Pearson correlation; the rest after them, by id.
+        case .score, .lossDelta:
+            // Latents with a value (Pearson r, or the loss delta of simulating just them) first; the rest after them, by id.
             let scores = state.scores
+            let value: (Int) -> Double? = l.sort == .score ? { scores[$0]?.pearson } : { scores[$0]?.lossDelta }
             ids.sort { a, b in
-                switch (scores[a]?.pearson, scores[b]?.pearson) {
+                switch (value(a), value(b)) {
                 case let (x?, y?): return ordered(x, y, a, b)
                 case (.some, nil): return true
                 case (nil, .some): return false
@@ -139,6 +140,8 @@ enum LatentsScreen {
             right(dead ? "—" : Format.value(s.max), columns[2].1, columns[2].2, dead ? dim : base)
             if let r = state.scores[s.latent]?.pearson { right(String(format: "%.2f", r), columns[3].1, columns[3].2, base) }
             else { right("—", columns[3].1, columns[3].2, dim) }
+            if let d = state.scores[s.latent]?.lossDelta { right(Format.nats(d), columns[4].1, columns[4].2, base) }
+            else { right("—", columns[4].1, columns[4].2, dim) }
             let room = r.width - explX - 1
             if let e = state.explanations[s.latent] {
                 c.put(DisplayWidth.fit(e.text, columns: room), x: explX, y: y, style: base)

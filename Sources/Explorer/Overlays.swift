@@ -18,11 +18,12 @@ func drawBox(_ c: inout Canvas, width: Int, height: Int, title: String, palette:
     return Rect(x: x + 2, y: y + 1, width: w - 4, height: h - 2)
 }
 
-/// `?`: every key binding, generated from the binding table: this screen's first, then the rest.
+/// `?`: every key binding, generated from the binding table: this screen's first, then the ones
+/// that work everywhere, then the other screens'.
 enum HelpOverlay {
     static func lines(_ state: AppState) -> [(String, String, Bool)] {
         let current = state.context
-        let others = BindingContext.allCases.filter { $0 != current && $0 != .welcome && $0 != .history }
+        let others = [.global] + BindingContext.allCases.filter { ![current, .global, .welcome, .history].contains($0) }
         var out: [(String, String, Bool)] = []
         for context in [current] + others {
             let bindings = KeyBindings.all.filter { $0.context == context }

@@ -174,6 +174,41 @@ public struct Palette: Sendable {
         }
     }
 
+    /// Changes smaller than this fraction of the scale are not coloured.
+    public static let divergingFloor = 0.05
+
+    /// The style of a token whose loss changed by `fraction` (−1…1) of the scale: a warm (orange)
+    /// background where it got worse, a cool (blue) one where it got better, none near 0. The ramps
+    /// start from the theme's first heat colour (its background end), so they suit dark and light
+    /// themes; orange and blue stay apart under the common colour-vision deficiencies. Without
+    /// colour, worse shows as heat does (underline, bold) and better as plain text: the intensity
+    /// row (`divergingIntensity`) tells them apart.
+    public func diverging(_ fraction: Double) -> Style {
+        let f = fraction.isFinite ? min(max(fraction, -1), 1) : 0
+        guard abs(f) >= Self.divergingFloor else { return mode == .none ? .plain : style(.text) }
+        switch mode {
+        case .none: return f > 0 ? heat(f) : .plain
+        case .basic:
+            let hue: Color = .index(f > 0 ? 1 : 4)
+            return abs(f) < 0.5 ? style(.text).with(fg: hue, bold: true) : Style(fg: .index(7), bg: hue)
+        case .full:
+            let (nr, ng, nb) = theme.heat[0].components
+            let (er, eg, eb) = f > 0 ? (1.0, 0.45, 0.0) : (0.1, 0.45, 1.0)
+            // The faintest coloured step already stands out from the background.
+            let t = 0.25 + 0.75 * abs(f)
+            let bg = Color.rgb(nr + (er - nr) * t, ng + (eg - ng) * t, nb + (eb - nb) * t)
+            return Style(fg: bg.luminance > 0.45 ? .index(16) : .index(255), bg: bg)
+        }
+    }
+
+    /// A character for a signed change, for NO_COLOR rows: " ▁▂▃▄▅▆▇█" rising where it got worse,
+    /// "▔" or "▀" hanging where it got better.
+    public static func divergingIntensity(_ fraction: Double) -> Character {
+        let f = fraction.isFinite ? min(max(fraction, -1), 1) : 0
+        if abs(f) < divergingFloor { return " " }
+        return f > 0 ? intensity(f) : (f > -0.5 ? "▔" : "▀")
+    }
+
     /// A character for an activation level, for NO_COLOR intensity rows: " ▁▂▃▄▅▆▇█".
     public static func intensity(_ fraction: Double) -> Character {
         let steps = Array(" ▁▂▃▄▅▆▇█")

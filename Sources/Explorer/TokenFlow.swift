@@ -77,9 +77,16 @@ struct TokenFlow: Equatable {
     /// marked (max) token in the marker style. Without colour, `intensityRow` gets the levels.
     func draw(line: Int, into c: inout Canvas, x: Int, y: Int, width: Int, palette: Palette,
               heat: (Int) -> Double, marked: Int?, cursor: Int?, special: (Int) -> Bool, raw: Bool) {
+        draw(line: line, into: &c, x: x, y: y, width: width, palette: palette, styleOf: { palette.heat(heat($0)) },
+             marked: marked, cursor: cursor, special: special, raw: raw)
+    }
+
+    /// The same with any style per token (e.g. a diverging scale).
+    func draw(line: Int, into c: inout Canvas, x: Int, y: Int, width: Int, palette: Palette,
+              styleOf: (Int) -> Style, marked: Int?, cursor: Int?, special: (Int) -> Bool, raw: Bool) {
         guard lines.indices.contains(line) else { return }
         for p in lines[line] {
-            var style = palette.heat(heat(p.token))
+            var style = styleOf(p.token)
             if special(p.token) { style = style.with(fg: palette.style(.special).fg, bold: true) }
             if p.token == marked {
                 let m = palette.style(.marker)
@@ -99,13 +106,18 @@ struct TokenFlow: Equatable {
     /// The same with a style per token (e.g. simulated values, wrong ones marked).
     func drawIntensity(line: Int, into c: inout Canvas, x: Int, y: Int, width: Int, styleOf: (Int) -> Style,
                        heat: (Int) -> Double, blank: Character = " ") {
+        drawGlyphs(line: line, into: &c, x: x, y: y, width: width, styleOf: styleOf) { t in
+            let level = Palette.intensity(heat(t))
+            return level == " " ? blank : level
+        }
+    }
+
+    /// A row under line `line` with one character per token, repeated across the token's width.
+    func drawGlyphs(line: Int, into c: inout Canvas, x: Int, y: Int, width: Int, styleOf: (Int) -> Style, glyph: (Int) -> Character) {
         guard lines.indices.contains(line) else { return }
         for p in lines[line] {
-            let level = Palette.intensity(heat(p.token))
-            let ch = String(level == " " ? blank : level)
-            let style = styleOf(p.token)
             let w = max(DisplayWidth.of(p.text), 1)
-            c.put(String(repeating: ch, count: w), x: x + p.x, y: y, style: style, maxWidth: max(0, width - p.x))
+            c.put(String(repeating: String(glyph(p.token)), count: w), x: x + p.x, y: y, style: styleOf(p.token), maxWidth: max(0, width - p.x))
         }
     }
 }

@@ -36,7 +36,7 @@ public enum LoupeCLI {
                                                    all at once + prefix cache vs the last-token protocol: predictions/s, speed-up, correlation
       loupe score [--latents SPEC] [--mode all|last] [--calibration none|quantile] [--simulator-url URL --simulator-model NAME] [--redo] [--workspace DIR] [--json]
                                                    score current explanations on held-out text (Pearson, detection), resumably; per-source summary
-      loupe rewrite [--fractions 0.01,…,1] [--select score|random|both] [--calibration none|quantile|both] [--windows 4] [--length 32] [--json]
+      loupe rewrite [--fractions 0.01,…,1] [--select score|random|both] [--calibration none|quantile|both] [--windows 3] [--length 32] [--json]
                                                    partial rewrite: CE of base, transcoder, zero/mean ablation and simulated latents, with bootstrap intervals
       loupe rewrite --per-latent [--workspace DIR]   loss delta of replacing each scored latent alone by its simulation
       loupe help

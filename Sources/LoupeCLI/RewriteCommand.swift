@@ -90,7 +90,7 @@ enum RewriteCommand {
                          + "  " + SimulateCommand.pad(vsZero, 31) + "  " + differs)
         }
         let t = r.timing
-        lines.append("method: \(r.windows.count) held-out windows of \(r.options.length) tokens (\(tokens) predicted tokens), evenly spaced over the held-out split; "
+        lines.append("method: \(r.windows.count) held-out windows of \(r.options.length) tokens (\(tokens) predicted tokens), at the fractions 0, 1/2, 1/4, 3/4, … of the held-out split; "
                      + "layer \(r.layer) MLP replaced; fractions of the \(r.population) latents with an explanation (\(r.scored) with a score rank first under 'score', "
                      + "the rest in random order); simulator \(r.backend), mode \(r.options.mode); intervals: \(r.options.bootstrap) bootstrap resamples of the windows, "
                      + "2.5–97.5th percentiles; mean ablation uses the mean MLP output over these windows.")

@@ -11,6 +11,8 @@ final class FakeEngine: EngineClient, @unchecked Sendable {
     var hasWorkspace = true
     /// Whether `.explain` answers (off by default so screens show latents without explanations).
     var explainsOnOpen = false
+    /// What `.rewriteReport` answers: nil as when no experiment was run; `.runRewrite` makes one.
+    var rewrite: RewriteReport? = FakeEngine.rewriteReport()
     let latents: Int
     static let words = [" the", " bridge", " river", "\n", " of", " tunnel", " 東京", " 🚀", "<|im_end|>", " pier", " and", ","]
 
@@ -60,7 +62,8 @@ final class FakeEngine: EngineClient, @unchecked Sendable {
 
     static func scores(_ latent: Int, version: Int) -> LatentScores {
         LatentScores(latent: latent, version: version, source: "user", mode: "all", calibration: "quantile", backend: "fake",
-                     pearson: Double(version) / 10 + 0.3, sensitivity: 0.8, specificity: 0.6, balancedAccuracy: 0.7, windows: 2, tokens: 24, seconds: 0.1)
+                     pearson: Double(version) / 10 + 0.3, sensitivity: 0.8, specificity: 0.6, balancedAccuracy: 0.7, windows: 2, tokens: 24, seconds: 0.1,
+                     lossDelta: 0.0042 - Double(version) * 0.0011)
     }
 
     static func simulation(_ latent: Int, version: Int) -> SimulationRecord {
@@ -126,6 +129,13 @@ final class FakeEngine: EngineClient, @unchecked Sendable {
             return [.textSimulation(id: id, latent: latent, simulated: Self.analysis(text).tokens.enumerated().map { Float(($0.offset + latent) % 3) })]
         case .exportExplanations(let path): return [.notice("exported to \(path)")]
         case .importExplanations(let path): return [.notice("imported from \(path)")]
+        case .rewriteReport: return [.rewrite(rewrite)]
+        case .runRewrite:
+            let report = Self.rewriteReport()
+            rewrite = report
+            return [.progress(JobProgress(title: "rewrite: simulate", done: 3, total: 12, unit: "latents", eta: 40)),
+                    .progress(JobProgress(title: "rewrite: forward", done: 9, total: 17, unit: "settings", eta: 2)),
+                    .progress(nil), .rewrite(report), .notice("rewrite done: \(report.results.count) settings on \(report.windows.count) windows")]
         case .cancel: return [.progress(nil)]
         }
     }

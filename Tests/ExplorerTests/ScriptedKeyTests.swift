@@ -30,7 +30,7 @@ final class ScriptedKeyTests: XCTestCase {
         XCTAssertEqual(maxes, maxes.sorted(by: >))
         h.press(.char("S"))
         XCTAssertEqual(h.app.state.list.rows.map { summaries[$0].max }, maxes.sorted())
-        h.press(.char("s"), .char("s"), .char("s"))
+        h.press(.char("s"), .char("s"), .char("s"), .char("s"))
         XCTAssertEqual(h.app.state.list.sort, .id)
         XCTAssertEqual(h.app.state.list.rows, Array(0..<40))
     }

@@ -95,6 +95,15 @@ final class SnapshotTests: XCTestCase {
 
     func testHelp() { check("help") { h in h.press(.char("?")) } }
 
+    func testRewriteWithoutAReport() {
+        check("rewrite-none") { h in
+            h.engine.rewrite = nil
+            h.press(.char("4"))
+        }
+    }
+
+    func testRewrite() { check("rewrite") { h in h.press(.char("4"), .char("k"), .char("]"), .char("l")) } }
+
     func testWelcome() {
         for (w, h) in Self.sizes {
             var harness = Harness(width: w, height: h, hasWorkspace: false)

@@ -245,7 +245,11 @@ final class RewriteExperimentTests: XCTestCase {
         // True codes of every window token, to build the perfect simulator's digits (E = 9·z/max, max 4).
         let corpus = try Corpus.load(from: Workspace(directory: dir).corpusDirectory).0
         let windows = try RewriteExperiment.windows(corpus: corpus, options: RewriteOptions(windows: 3, length: 8))
-        XCTAssertEqual(windows.map(\.corpusWindow), [0, 2, 4], "evenly spaced held-out windows (every 2nd is held out)")
+        // Held-out windows are 0, 2, 4, 6 (every 2nd); the first 3 of the fractions 0, 1/2, 1/4, 3/4.
+        XCTAssertEqual(windows.map(\.corpusWindow), [0, 2, 4])
+        XCTAssertEqual(try RewriteExperiment.windows(corpus: corpus, options: RewriteOptions(windows: 4, length: 8)).map(\.corpusWindow), [0, 2, 4, 6])
+        XCTAssertEqual(try RewriteExperiment.windows(corpus: corpus, options: RewriteOptions(windows: 2, length: 8)).map(\.corpusWindow), [0, 4],
+                       "a smaller experiment's windows are among a larger one's")
         let p = try splice.prepare(windows.map(\.tokens))
         let dense = FloatBuffer(count: p.rows * latents)
         dense.pointer.update(from: p.dense.pointer, count: p.rows * latents)
