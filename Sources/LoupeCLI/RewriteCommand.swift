@@ -69,7 +69,7 @@ enum RewriteCommand {
         }
         reporter.end(stage, summary: "done")
         if json {
-            Console.print(reportJSON(report).text)
+            Console.print(reportJSON(report, path: RewriteReport.url(ws).path).text)
         } else {
             for line in table(report) { Console.print(line) }
         }
@@ -101,7 +101,7 @@ enum RewriteCommand {
         return lines
     }
 
-    static func reportJSON(_ r: RewriteReport) -> JSON {
+    static func reportJSON(_ r: RewriteReport, path: String) -> JSON {
         func n(_ x: Double) -> JSON { x.isFinite ? .number(x) : .null }
         return .object([
             ("windows", .int(r.windows.count)), ("length", .int(r.options.length)), ("population", .int(r.population)), ("scored", .int(r.scored)),
@@ -118,7 +118,7 @@ enum RewriteCommand {
                                 ("latents_simulated", .int(r.timing.latentsSimulated)), ("latents_reused", .int(r.timing.latentsReused)),
                                 ("predictions", .int(r.timing.predictions)), ("forward_seconds", n(r.timing.forwardSeconds)),
                                 ("forward_tokens", .int(r.timing.forwardTokens))])),
-            ("report", .string(RewriteReport.url(Workspace(directory: URL(fileURLWithPath: "."))).lastPathComponent)),
+            ("report", .string(path)),
         ])
     }
 
