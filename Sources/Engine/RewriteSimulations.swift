@@ -72,17 +72,12 @@ public final class RewriteSimulationCache: @unchecked Sendable {
                                                      expected: $0.1.map { ($0 * 1000).rounded() / 1000 }) })
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        var bytes = Array(try encoder.encode(line)) + [UInt8(ascii: "\n")]
+        let bytes = Array(try encoder.encode(line)) + [UInt8(ascii: "\n")]
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        let fd = open(url.path, O_RDWR | O_CREAT | O_APPEND, 0o644)
-        guard fd >= 0 else { throw EngineError("cannot open \(url.path): \(String(cString: strerror(errno)))") }
+        let fd = try AppendOnly.openAppend(url.path)
         defer { close(fd) }
         guard flock(fd, LOCK_EX) == 0 else { throw EngineError("cannot lock \(url.path): \(String(cString: strerror(errno)))") }
-        let end = lseek(fd, 0, SEEK_END)
-        if end > 0 {
-            var last: UInt8 = 0
-            if pread(fd, &last, 1, end - 1) == 1, last != UInt8(ascii: "\n") { bytes.insert(UInt8(ascii: "\n"), at: 0) }
-        }
+        _ = try AppendOnly.endLine(fd, path: url.path)
         try AppendOnly.writeAll(fd, bytes, path: url.path)
         guard fsync(fd) == 0 else { throw EngineError("cannot sync \(url.path): \(String(cString: strerror(errno)))") }
         for (c, e) in results { entries[key, default: [:]][c] = e.map { ($0 * 1000).rounded() / 1000 } }

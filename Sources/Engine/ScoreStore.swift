@@ -98,7 +98,7 @@ public final class ScoreStore: @unchecked Sendable {
     public func update(_ scores: LatentScores) throws -> LatentScores {
         try lock.withLock {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-            let fd = try Self.openAppend(scoresURL.path)
+            let fd = try AppendOnly.openAppend(scoresURL.path)
             defer { close(fd) }
             guard flock(fd, LOCK_EX) == 0 else { throw EngineError("cannot lock \(scoresURL.path): \(String(cString: strerror(errno)))") }
             return try appendScoreLine(fd, scores)
@@ -110,12 +110,12 @@ public final class ScoreStore: @unchecked Sendable {
     public func append(_ scores: LatentScores, simulation: SimulationRecord) throws -> LatentScores {
         try lock.withLock {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-            let scoresFD = try Self.openAppend(scoresURL.path)
+            let scoresFD = try AppendOnly.openAppend(scoresURL.path)
             defer { close(scoresFD) }
             guard flock(scoresFD, LOCK_EX) == 0 else { throw EngineError("cannot lock \(scoresURL.path): \(String(cString: strerror(errno)))") }
-            let simFD = try Self.openAppend(simulationsURL.path)
+            let simFD = try AppendOnly.openAppend(simulationsURL.path)
             defer { close(simFD) }
-            let simEnd = try Self.endLine(simFD, path: simulationsURL.path)
+            let simEnd = try AppendOnly.endLine(simFD, path: simulationsURL.path)
             var stored = scores
             stored.simulationOffset = Int(simEnd)
             try AppendOnly.writeAll(simFD, Array(try Self.encoder.encode(Self.rounded(simulation))) + [UInt8(ascii: "\n")], path: simulationsURL.path)
@@ -127,7 +127,7 @@ public final class ScoreStore: @unchecked Sendable {
     /// Under the lock and the flock on scores.jsonl (`fd`): the score line written, synced and read back.
     private func appendScoreLine(_ fd: Int32, _ scores: LatentScores) throws -> LatentScores {
         try readNewLines()
-        _ = try Self.endLine(fd, path: scoresURL.path)
+        _ = try AppendOnly.endLine(fd, path: scoresURL.path)
         try readNewLines()
         try AppendOnly.writeAll(fd, Array(try Self.encoder.encode(scores)) + [UInt8(ascii: "\n")], path: scoresURL.path)
         guard fsync(fd) == 0 else { throw EngineError("cannot sync \(scoresURL.path): \(String(cString: strerror(errno)))") }
@@ -158,24 +158,6 @@ public final class ScoreStore: @unchecked Sendable {
     }
 
     // MARK: the files
-
-    static func openAppend(_ path: String) throws -> Int32 {
-        let fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw EngineError("cannot open \(path) for writing: \(String(cString: strerror(errno)))") }
-        return fd
-    }
-
-    /// Ends a torn last line with "\n"; returns the file's size after.
-    static func endLine(_ fd: Int32, path: String) throws -> UInt64 {
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw EngineError("cannot stat \(path)") }
-        guard st.st_size > 0 else { return 0 }
-        var last: UInt8 = 0
-        guard pread(fd, &last, 1, st.st_size - 1) == 1 else { throw EngineError("cannot read \(path)") }
-        if last == UInt8(ascii: "\n") { return UInt64(st.st_size) }
-        try AppendOnly.writeAll(fd, [UInt8(ascii: "\n")], path: path)
-        return UInt64(st.st_size) + 1
-    }
 
     /// Parses the complete lines of scores.jsonl after `consumed` (caller holds `lock`); an
     /// unterminated tail waits. A file shorter than what was read is read again from the start.
