@@ -137,6 +137,18 @@ public final class ExplanationStore: @unchecked Sendable {
         }
     }
 
+    /// Every latent's newest non-empty version written by `source` ("lexical", "llm", "user", …), whether
+    /// or not it is the current one: how one explainer's explanations are scored side by side with another's.
+    public func allLatest(source: String) -> [Int: ExplanationVersion] {
+        lock.withLock {
+            var out: [Int: ExplanationVersion] = [:]
+            for (latent, list) in byLatent {
+                if let i = list.last(where: { versions[$0].source == source && !versions[$0].text.isEmpty }) { out[latent] = versions[i] }
+            }
+            return out
+        }
+    }
+
     /// Saves a new version (text trimmed of surrounding whitespace and newlines). Saving the text the
     /// latent already has is a no-op that returns its last version. Saving "" clears the
     /// explanation (an error if the latent never had one).

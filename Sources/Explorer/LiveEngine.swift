@@ -354,7 +354,7 @@ public final class LiveEngine: EngineClient, @unchecked Sendable {
 
     private func loadSession() throws -> Session {
         if let session { return session }
-        let s = try Session(modelPath: try resolvedModelPath(try? workspace.load()))
+        let s = try Session(modelPath: try resolvedModelPath(try? workspace.load()), batch: LocalSimulator.batchRows)
         session = s
         return s
     }

@@ -34,7 +34,7 @@ public enum LoupeCLI {
                                                    simulate a latent from its explanation: per token true vs simulated activation
       loupe bench simulate [--latents 8] [--windows 10] [--uncached-prompts 16] [--workspace DIR] [--json]
                                                    all at once + prefix cache vs the last-token protocol: predictions/s, speed-up, correlation
-      loupe score [--latents SPEC] [--mode all|last] [--calibration none|quantile] [--simulator-url URL --simulator-model NAME] [--redo] [--workspace DIR] [--json]
+      loupe score [--latents SPEC] [--source lexical|llm|user] [--mode all|last] [--calibration none|quantile] [--simulator-url URL --simulator-model NAME] [--no-loss-delta] [--redo] [--workspace DIR] [--json]
                                                    score current explanations on held-out text (Pearson, detection), resumably; per-source summary
       loupe rewrite [--fractions 0.01,…,1] [--select score|random|both] [--calibration none|quantile|both] [--windows 3] [--length 32] [--json]
                                                    partial rewrite: CE of base, transcoder, zero/mean ablation and simulated latents, with bootstrap intervals

@@ -39,7 +39,7 @@ enum RewriteCommand {
         guard manifest.isDone("cache") else {
             throw UserError("rewrite: the workspace at \(ws.directory.path) has no latent cache yet; finish it with `loupe build`")
         }
-        let session = try Session(modelPath: try SimulateCommand.modelFor(manifest, modelPath), progress: Console.progress)
+        let session = try Session(modelPath: try SimulateCommand.modelFor(manifest, modelPath), batch: LocalSimulator.batchRows, progress: Console.progress)
         let transcoder = try Transcoder.load(directory: ws.transcoderDirectory(layer: manifest.layer).path)
         let splice = try Splice(model: session.model, transcoder: transcoder, layer: manifest.layer)
         if perLatent { return try fillLatentDeltas(ws, splice: splice, json: json) }

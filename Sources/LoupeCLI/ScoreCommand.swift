@@ -19,6 +19,8 @@ enum ScoreCommand {
         let calibration = try SimulateCommand.calibration(&a)
         let url = try a.option("--simulator-url")
         let serverModel = try a.option("--simulator-model")
+        let source = try a.option("--source")
+        let lossDelta = !a.flag("--no-loss-delta")
         let rest = try a.positionals()
         guard rest.isEmpty else { throw UserError("score: unexpected '\(rest[0])'; choose latents with --latents SPEC") }
         if serverModel != nil && url == nil { throw UserError("score: --simulator-model goes with --simulator-url URL") }
@@ -31,15 +33,19 @@ enum ScoreCommand {
         let counts = try LatentIndex.load(cache: cache).map(\.count)
         let chosen: [Int]
         do { chosen = try LatentSelection.resolve(spec, counts: counts) } catch let e as EngineError { throw UserError("score: " + e.description) }
-        let current = try ExplanationStore(workspace: ws).allCurrent()
+        let store = try ExplanationStore(workspace: ws)
+        let current = source.map { store.allLatest(source: $0) } ?? store.allCurrent()
         let latents = chosen.filter { current[$0] != nil }
         guard !latents.isEmpty else {
+            if let source {
+                throw UserError("score: none of the \(chosen.count) latents chosen has an explanation from '\(source)'; write them with `loupe explain --explainer \(source)`")
+            }
             throw UserError("score: none of the \(chosen.count) latents chosen has an explanation; write them with `loupe explain` or `loupe explanations set`")
         }
 
         let path = try SimulateCommand.modelFor(manifest, modelPath)
         // The workspace's model always runs locally: it is the model the loss deltas splice into.
-        let session = try Session(modelPath: path, progress: Console.progress)
+        let session = try Session(modelPath: path, batch: LocalSimulator.batchRows, progress: Console.progress)
         let tokenizer = session.tokenizer
         let backend: SimulatorBackend
         if let url {
@@ -68,8 +74,10 @@ enum ScoreCommand {
             do {
                 result = try evaluator.evaluate(latent: latent, explanation: current[latent]!, backend: backend, mode: mode,
                                                 calibration: calibration, shouldStop: { reporter.shouldStop })
-                result.0.lossDelta = try splice.singleLatentDelta(latent: latent, windows: result.1.windows.map(\.tokens),
+                if lossDelta {
+                    result.0.lossDelta = try splice.singleLatentDelta(latent: latent, windows: result.1.windows.map(\.tokens),
                                                                   values: result.1.windows.map(\.simulated), shouldStop: { reporter.shouldStop })
+                }
             } catch is SimulationCancelled { stopped = true; break } catch is CancellationError { stopped = true; break }
             try scores.append(result.0, simulation: result.1)
             scored += 1

@@ -33,7 +33,7 @@ enum SimulateCommand {
         } else {
             throw UserError("latent \(latent) has no explanation; write one with `loupe explanations set \(latent) TEXT` or run `loupe explain` (or pass --explanation TEXT)")
         }
-        let session = try Session(modelPath: try modelFor(manifest, modelPath), progress: Console.progress)
+        let session = try Session(modelPath: try modelFor(manifest, modelPath), batch: LocalSimulator.batchRows, progress: Console.progress)
         let simulator = try LocalSimulator(session: session)
 
         var items: [(context: SimulationContext, truth: [Float]?, window: LatentWindow?)] = []
@@ -111,7 +111,7 @@ enum SimulateCommand {
         guard !live.isEmpty else { throw UserError("bench simulate: no latent of \(ws.directory.path) fires") }
         // Evenly spaced over the latents that fire, so the set does not depend on explanations written.
         let ids = (0..<min(latentCount, live.count)).map { live[$0 * live.count / min(latentCount, live.count)] }
-        let session = try Session(modelPath: try modelFor(manifest, modelPath), progress: Console.progress)
+        let session = try Session(modelPath: try modelFor(manifest, modelPath), batch: LocalSimulator.batchRows, progress: Console.progress)
         let simulator = try LocalSimulator(session: session)
 
         struct Case { let latent: Int; let explanation: String; let source: String; let record: LatentRecord; let contexts: [SimulationContext]; let truth: [[Float]] }

@@ -58,6 +58,19 @@ final class ExplanationStoreTests: XCTestCase {
         XCTAssertTrue(try rawLines()[0].hasPrefix("{\"id\":1,\"latent\":3,\"text\":\"the word \\\"the\\\"\",\"source\":\"user\",\"time\":\""))
     }
 
+    func testLatestBySourceIgnoresNewerVersionsFromOtherSources() throws {
+        let store = try ExplanationStore(directory: logDir)
+        let lexical = try store.save(latent: 1, text: "fires on \" the\"", source: "lexical")
+        let llm = try store.save(latent: 1, text: "articles", source: "llm")
+        let onlyLLM = try store.save(latent: 2, text: "numbers", source: "llm")
+        let lexical3 = try store.save(latent: 3, text: "fires on \".\"", source: "lexical")
+        _ = try store.save(latent: 3, text: "", source: "user")  // cleared: no current one, the lexical one stays
+        XCTAssertEqual(store.allCurrent(), [1: llm, 2: onlyLLM])
+        XCTAssertEqual(store.allLatest(source: "lexical"), [1: lexical, 3: lexical3])
+        XCTAssertEqual(store.allLatest(source: "llm"), [1: llm, 2: onlyLLM])
+        XCTAssertEqual(store.allLatest(source: "user"), [:])
+    }
+
     func testReopenReadsTheSame() throws {
         let store = try ExplanationStore(directory: logDir)
         for i in 0..<20 { try store.save(latent: i % 4, text: "explanation \(i) — \"quoted\" \\ back\nslash") }
