@@ -36,35 +36,19 @@ public enum Parallel {
     /// Number of threads `forEach` spreads work over (default: active processor count).
     public nonisolated(unsafe) static var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
-    /// Runs `body(i)` for every i in 0..<count, spread over `threads` threads; returns when all are done.
-    /// Items are handed out dynamically, so uneven items balance themselves.
+    /// The helper threads, one fewer than the machine's cores, started on first use.
+    static let pool = WorkerPool(helpers: max(ProcessInfo.processInfo.activeProcessorCount, 2) - 1)
+
+    /// Runs `body(i)` for every i in 0..<count, spread over `threads` threads (the caller and up to
+    /// threads − 1 helpers of `WorkerPool`); returns when all are done. Items are handed out dynamically,
+    /// so uneven items balance themselves. Called while the pool is busy (from inside a body, or by a
+    /// second thread at the same time), it runs the items on the calling thread.
     public static func forEach(_ count: Int, _ body: (Int) -> Void) {
         let nt = min(max(threads, 1), count)
-        if nt <= 1 {
+        if nt <= 1 || !pool.run(count, threads: nt, body) {
             for i in 0..<count { body(i) }
-            return
-        }
-        withoutActuallyEscaping(body) { escapable in
-            let work = SendableBody(run: escapable)
-            if nt == count {
-                DispatchQueue.concurrentPerform(iterations: count) { work.run($0) }
-                return
-            }
-            let next = Atomic<Int>(0)
-            DispatchQueue.concurrentPerform(iterations: nt) { _ in
-                while true {
-                    let i = next.wrappingAdd(1, ordering: .relaxed).oldValue
-                    if i >= count { break }
-                    work.run(i)
-                }
-            }
         }
     }
-}
-
-/// Carries a fork-join body into the worker threads; forEach does not return before they finish.
-private struct SendableBody: @unchecked Sendable {
-    let run: (Int) -> Void
 }
 
 /// A pool of reusable scratch buffers, so kernels allocate only until the pool has warmed up.

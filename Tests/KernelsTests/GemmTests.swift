@@ -95,4 +95,31 @@ final class GemmTests: XCTestCase {
         }
         Parallel.threads = ProcessInfo.processInfo.activeProcessorCount
     }
+
+    /// The pool's jobs back to back (helpers spinning), after a pause long enough for them to park,
+    /// nested inside a body (run on the caller) and from two threads at once (one gets the pool, the
+    /// other runs its items itself): every index exactly once, every time.
+    func testParallelForEachNestedConcurrentAndAfterParking() {
+        Parallel.threads = 2
+        defer { Parallel.threads = ProcessInfo.processInfo.activeProcessorCount }
+        @Sendable func check(_ count: Int, inner: Int = 0) -> Bool {
+            let hits = FloatBuffer(count: max(count * max(inner, 1), 1))
+            Parallel.forEach(count) { i in
+                if inner == 0 { hits.pointer[i] += 1; return }
+                Parallel.forEach(inner) { j in hits.pointer[i * inner + j] += 1 }
+            }
+            return hits.array.prefix(count * max(inner, 1)).allSatisfy { $0 == 1 }
+        }
+        for round in 0..<2000 { XCTAssertTrue(check(1 + round % 9), "round \(round)") }
+        usleep(5_000)  // past WorkerPool.spinNanoseconds: the helpers park
+        XCTAssertTrue(check(64))
+        XCTAssertTrue(check(8, inner: 16))
+        let results = Slots<Bool>(count: 2)
+        DispatchQueue.concurrentPerform(iterations: 2) { t in
+            var ok = true
+            for round in 0..<500 { ok = ok && check(3 + (round + t) % 11) }
+            results.set(t, ok)
+        }
+        XCTAssertEqual(results.values, [true, true])
+    }
 }
