@@ -298,7 +298,8 @@ enum LatentScreen {
     }
 
     /// The simulation line: scores of the current explanation, and how they compare with the
-    /// previous version's (better or worse).
+    /// previous version's (better or worse), named with the explainer that wrote it — for an LLM
+    /// explanation, usually the lexical one it replaced, so the two explainers compare at a glance.
     static func simulationSummary(_ l: LatentState, _ state: AppState) -> [(String, Theme.Role)] {
         if l.simulating { return [("simulating the explanation on held-out windows…", .accent)] }
         guard let s = l.scores else {
@@ -307,7 +308,8 @@ enum LatentScreen {
         func f(_ x: Double?) -> String { x.map { String(format: "%.2f", $0) } ?? "—" }
         var parts: [(String, Theme.Role)] = [("v\(s.version): r \(f(s.pearson))", .text)]
         if let p = l.previousScores, let now = s.pearson, let before = p.pearson {
-            parts.append((now >= before ? " ↑ from \(f(before)) (v\(p.version))" : " ↓ from \(f(before)) (v\(p.version))", now >= before ? .good : .bad))
+            let was = "\(f(before)) (v\(p.version) \(p.source))"
+            parts.append((now >= before ? " ↑ from \(was)" : " ↓ from \(was)", now >= before ? .good : .bad))
         }
         parts.append((" · bal. acc \(f(s.balancedAccuracy)) · sens \(f(s.sensitivity)) · spec \(f(s.specificity)) · \(s.mode), \(s.calibration)", .text))
         return parts
@@ -323,8 +325,8 @@ enum LatentScreen {
         guard let delta = s.lossDelta else { return [("not measured for this score (s measures it; `loupe rewrite --per-latent` fills in every latent)", .dim)] }
         var parts: [(String, Theme.Role)] = [("\(Format.nats(delta)) nats", .text)]
         if let p = l.previousScores, let before = p.lossDelta {
-            parts.append((delta <= before ? " ↓ from \(Format.nats(before)) (v\(p.version))" : " ↑ from \(Format.nats(before)) (v\(p.version))",
-                          delta <= before ? .good : .bad))
+            let was = "\(Format.nats(before)) (v\(p.version) \(p.source))"
+            parts.append((delta <= before ? " ↓ from \(was)" : " ↑ from \(was)", delta <= before ? .good : .bad))
         }
         let used = parts.reduce(0) { $0 + DisplayWidth.of($1.0) }
         let about = " · this latent alone replaced by its simulation on its windows"

@@ -196,6 +196,6 @@ final class RewriteKeyTests: XCTestCase {
         h.press(.char("e")); h.type("one"); h.press(.enter)
         XCTAssertTrue(h.screen.contains("loss Δ      +0.0031 nats · this latent alone replaced by its simulation"), h.screen)
         h.press(.char("e"), .ctrl("u")); h.type("two"); h.press(.enter)
-        XCTAssertTrue(h.screen.contains("+0.0020 nats ↓ from +0.0031 (v1)"), h.screen)
+        XCTAssertTrue(h.screen.contains("+0.0020 nats ↓ from +0.0031 (v1 user)"), h.screen)
     }
 }

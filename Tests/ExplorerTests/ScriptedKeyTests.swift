@@ -262,7 +262,7 @@ final class ScriptedKeyTests: XCTestCase {
         XCTAssertEqual(l.scores?.version, 2)
         XCTAssertEqual(l.previousScores?.version, 1)
         XCTAssertTrue(h.screen.contains("v2: r 0.50"), h.screen)
-        XCTAssertTrue(h.screen.contains("↑ from 0.40 (v1)"), h.screen)
+        XCTAssertTrue(h.screen.contains("↑ from 0.40 (v1 user)"), h.screen)
         XCTAssertTrue(h.screen.contains("held-out windows"), "the simulated windows are drawn")
         h.press(.char("q"), .char("s"), .char("s"))
         XCTAssertEqual(h.app.state.list.sort, .score)
