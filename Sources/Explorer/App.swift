@@ -560,8 +560,11 @@ public struct App: Sendable {
                 state.latent?.previousScores = previous
                 state.latent?.simulation = record
                 state.latent?.simulating = false
-            state.latent?.explaining = false
+                state.latent?.measuringLoss = false
+                state.latent?.explaining = false
             }
+        case .measuringLoss(let latent):
+            if state.latent?.latent == latent { state.latent?.measuringLoss = true }
         case .textSimulation(let id, let latent, let simulated):
             guard id == state.lab.shown else { break }
             state.lab.simulated = simulated

@@ -42,6 +42,8 @@ public struct LatentState: Sendable {
     public var scores: LatentScores?
     public var previousScores: LatentScores?
     public var simulating = false
+    /// The simulation's scores are shown; its loss delta is still being measured.
+    public var measuringLoss = false
     /// The LLM is writing this latent's first explanation.
     public var explaining = false
 

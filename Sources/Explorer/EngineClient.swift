@@ -102,6 +102,9 @@ public enum EngineEvent: Sendable {
     /// A latent's simulation: its scores, the previous explanation version's (to compare), and
     /// the windows with true and simulated activations.
     case simulation(latent: Int, scores: LatentScores, previous: LatentScores?, record: SimulationRecord?)
+    /// The scores just shown are in; the latent's loss delta is being measured and a second
+    /// `.simulation` with it follows.
+    case measuringLoss(latent: Int)
     /// The lab's text simulated for one latent, per token in activation units.
     case textSimulation(id: Int, latent: Int, simulated: [Float])
     /// The workspace's partial-rewrite report, or nil when none was run yet.

@@ -320,7 +320,7 @@ enum LatentScreen {
     /// (lower is better: positive means the explanation misses something the latent does). The
     /// explanation of the number is shortened where `width` has no room for it.
     static func lossSummary(_ l: LatentState, width: Int) -> [(String, Theme.Role)] {
-        if l.simulating { return [("measured with the simulation…", .dim)] }
+        if l.simulating || l.measuringLoss { return [("measuring: this latent alone replaced by its simulation on its windows…", .dim)] }
         guard let s = l.scores else { return [("—", .dim)] }
         guard let delta = s.lossDelta else { return [("not measured for this score (s measures it; `loupe rewrite --per-latent` fills in every latent)", .dim)] }
         var parts: [(String, Theme.Role)] = [("\(Format.nats(delta)) nats", .text)]

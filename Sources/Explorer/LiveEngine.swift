@@ -252,9 +252,12 @@ public final class LiveEngine: EngineClient, @unchecked Sendable {
         do {
             var (result, record) = try evaluator.evaluate(latent: latent, explanation: version, backend: simulator, mode: simulationMode,
                                                           calibration: calibration, shouldStop: { [weak self] in self?.isCancelled ?? true })
+            // The scores go on screen at once; the loss delta (about a second more) follows with the stored result.
+            let store = try scores()
+            post(.simulation(latent: latent, scores: result, previous: store.previous(of: result), record: record))
+            post(.measuringLoss(latent: latent))
             result.lossDelta = try loadSplice().singleLatentDelta(latent: latent, windows: record.windows.map(\.tokens),
                                                                   values: record.windows.map(\.simulated))
-            let store = try scores()
             let stored = try store.append(result, simulation: record)
             post(.simulation(latent: latent, scores: stored, previous: store.previous(of: stored), record: record))
         } catch is SimulationCancelled {

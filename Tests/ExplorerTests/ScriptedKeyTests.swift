@@ -270,6 +270,28 @@ final class ScriptedKeyTests: XCTestCase {
         XCTAssertTrue(h.screen.contains("0.50"))
     }
 
+    /// The live engine shows a simulation's scores before its loss delta is measured: the loss line
+    /// says so meanwhile, and the second `.simulation` fills it in without a second message.
+    func testScoresShowBeforeTheLossDeltaIsMeasured() {
+        var h = Harness(width: 120, height: 30)
+        h.press(.enter, .char("e")); h.type("one"); h.press(.enter)
+        let latent = h.app.state.latent!.latent
+        var first = FakeEngine.scores(latent, version: 1)
+        let final = first
+        first.lossDelta = nil
+        h.app.state.latent?.simulating = true
+        h.app.state.message = nil
+        for e in [EngineEvent.simulation(latent: latent, scores: first, previous: nil, record: nil), .measuringLoss(latent: latent)] { _ = h.app.apply(e) }
+        XCTAssertTrue(h.screen.contains("v1: r 0.40"), h.screen)
+        XCTAssertTrue(h.screen.contains("measuring: this latent alone replaced"), h.screen)
+        XCTAssertEqual(h.app.state.message?.text.hasPrefix("simulated latent \(latent)"), true)
+        h.app.state.message = nil
+        _ = h.app.apply(.simulation(latent: latent, scores: final, previous: nil, record: nil))
+        XCTAssertFalse(h.screen.contains("measuring:"), h.screen)
+        XCTAssertTrue(h.screen.contains(Format.nats(final.lossDelta!) + " nats"), h.screen)
+        XCTAssertNil(h.app.state.message, "the loss delta arrives without a second message")
+    }
+
     func testLabSimulatesTheChosenLatent() {
         var h = Harness(width: 100, height: 30)
         let first = h.app.state.list.rows[0]
