@@ -65,6 +65,14 @@ public final class LocalSimulator: SimulatorBackend, @unchecked Sendable {
         public var suffixTokens: Int
         /// Batched forward passes over suffixes.
         public var batches: Int
+
+        public init(expected: [[Float]], digitMass: [[Float]], prefixTokens: Int, suffixTokens: Int, batches: Int) {
+            self.expected = expected
+            self.digitMass = digitMass
+            self.prefixTokens = prefixTokens
+            self.suffixTokens = suffixTokens
+            self.batches = batches
+        }
     }
 
     public func simulate(explanation: String, contexts: [SimulationContext], mode: SimulationMode,

@@ -31,7 +31,7 @@ public struct RewriteOptions: Codable, Equatable, Sendable {
     public var windows: Int
     /// Tokens per window (the paper's contexts are 32 tokens).
     public var length: Int
-    /// Simulation mode (`SimulationMode` raw value).
+    /// The simulator (`SimulatorKind.storedMode`: "trained", or the prompted "all" / "last").
     public var mode: String
     public var seed: UInt64
     /// Bootstrap resamples of the windows.

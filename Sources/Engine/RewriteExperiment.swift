@@ -36,7 +36,7 @@ public final class RewriteExperiment {
               options.calibrations.allSatisfy({ Calibration(rawValue: $0) != nil }) else {
             throw EngineError("choose at least one selection (score, random) and calibration (none, quantile)")
         }
-        guard SimulationMode(rawValue: options.mode) != nil else { throw EngineError("unknown simulation mode '\(options.mode)' (all, last)") }
+        guard SimulatorKind(storedMode: options.mode) != nil else { throw EngineError("unknown simulation mode '\(options.mode)' (trained, all, last)") }
         self.workspace = workspace
         self.splice = splice
         self.backend = backend
@@ -98,7 +98,7 @@ public final class RewriteExperiment {
         let current = try ExplanationStore(workspace: workspace).allCurrent()
         let scores = try ScoreStore(workspace: workspace)
         let windows = try Self.windows(corpus: corpus, options: options)
-        let mode = SimulationMode(rawValue: options.mode)!
+        let kind = SimulatorKind(storedMode: options.mode)!
         let m = splice.transcoder.m
         let population = current.keys.filter { $0 >= 0 && $0 < m }.sorted()
         guard !population.isEmpty else {
@@ -126,13 +126,14 @@ public final class RewriteExperiment {
         for (i, latent) in needed.enumerated() {
             if shouldStop() { throw SimulationCancelled() }
             let version = current[latent]!
-            let key = RewriteSimulationCache.Key(latent: latent, version: version.id, backend: backend.name, mode: mode.rawValue)
+            let key = RewriteSimulationCache.Key(latent: latent, version: version.id, backend: backend.name, mode: kind.storedMode)
             let missing = contexts.indices.filter { simCache.expected(key, contexts[$0]) == nil }
             if missing.isEmpty {
                 reused += 1
             } else {
                 let t0 = Clock.now
-                let out = try backend.simulate(explanation: version.text, contexts: missing.map { simContexts[$0] }, mode: mode, shouldStop: shouldStop)
+                let out = try backend.simulate(latent: latent, explanation: version.text, contexts: missing.map { simContexts[$0] }, mode: kind.promptMode,
+                                               shouldStop: shouldStop)
                 guard out.count == missing.count, zip(out, missing).allSatisfy({ $0.count == simContexts[$1].tokens.count }),
                       out.allSatisfy({ $0.allSatisfy { $0.isFinite && $0 >= -0.001 && $0 <= 9.001 } }) else {
                     throw EngineError("simulator \(backend.name) returned predictions of the wrong shape or outside 0…9 for latent \(latent)")

@@ -136,13 +136,90 @@ public struct LatentScores: Codable, Equatable, Sendable {
     public var lossDelta: Double?
     /// Byte offset of this result's SimulationRecord line in `simulations.jsonl` (set by ScoreStore).
     public var simulationOffset: Int?
+    /// The controls measured with this score, where they were (`loupe score`, the explorer).
+    public var controls: ControlScores?
 
     public var key: ScoreKey { ScoreKey(version: version, mode: mode, calibration: calibration, backend: backend) }
 
     enum CodingKeys: String, CodingKey {
         case latent, version, source, mode, calibration, backend, pearson, sensitivity, specificity,
-             balancedAccuracy = "balanced_accuracy", windows, tokens, seconds, lossDelta = "loss_delta", simulationOffset = "simulation_offset"
+             balancedAccuracy = "balanced_accuracy", windows, tokens, seconds, lossDelta = "loss_delta", simulationOffset = "simulation_offset",
+             controls
     }
+}
+
+/// What tells a score that reads the explanation from one that does not, on the same scoring set
+/// and with the same simulator and calibration (Pearson r each):
+/// - shuffled: simulated from another latent's explanation, one of similar density
+///   (`ShuffledPartners`); *explanation sensitivity* = r(own) − r(shuffled);
+/// - token prior: simulated from an empty explanation (all it can know is which tokens fire in general);
+/// - lexical match: the model-free `LexicalMatchSimulator` on the own explanation.
+public struct ControlScores: Codable, Equatable, Sendable {
+    public var shuffled: Double?
+    public var shuffledLatent: Int?
+    public var tokenPrior: Double?
+    public var lexicalMatch: Double?
+
+    public init(shuffled: Double?, shuffledLatent: Int?, tokenPrior: Double?, lexicalMatch: Double?) {
+        self.shuffled = shuffled
+        self.shuffledLatent = shuffledLatent
+        self.tokenPrior = tokenPrior
+        self.lexicalMatch = lexicalMatch
+    }
+
+    /// r(own) − r(shuffled).
+    public func sensitivity(own: Double?) -> Double? { own.flatMap { o in shuffled.map { o - $0 } } }
+
+    enum CodingKeys: String, CodingKey {
+        case shuffled, shuffledLatent = "shuffled_latent", tokenPrior = "token_prior", lexicalMatch = "lexical_match"
+    }
+}
+
+/// Mean and median of the own r and of each control over the scores that have all of them (a
+/// control is nil where its simulation was constant on a constant truth, or was not measured).
+public struct ControlSummary: Equatable, Sendable {
+    public var latents = 0
+    public var own = (0.0, 0.0), shuffled = (0.0, 0.0), tokenPrior = (0.0, 0.0), lexicalMatch = (0.0, 0.0), sensitivity = (0.0, 0.0)
+
+    public init(_ scores: [LatentScores]) {
+        let full = scores.compactMap { s -> (Double, Double, Double, Double)? in
+            guard let c = s.controls, let o = s.pearson, let sh = c.shuffled, let p = c.tokenPrior, let l = c.lexicalMatch else { return nil }
+            return (o, sh, p, l)
+        }
+        latents = full.count
+        guard !full.isEmpty else { return }
+        func mm(_ xs: [Double]) -> (Double, Double) {
+            let s = xs.sorted()
+            let median = s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+            return (s.reduce(0, +) / Double(s.count), median)
+        }
+        own = mm(full.map(\.0)); shuffled = mm(full.map(\.1)); tokenPrior = mm(full.map(\.2)); lexicalMatch = mm(full.map(\.3))
+        sensitivity = mm(full.map { $0.0 - $0.1 })
+    }
+
+    public static func == (a: ControlSummary, b: ControlSummary) -> Bool {
+        a.latents == b.latents && a.own == b.own && a.shuffled == b.shuffled && a.tokenPrior == b.tokenPrior
+            && a.lexicalMatch == b.lexicalMatch && a.sensitivity == b.sensitivity
+    }
+}
+
+/// For each explained latent, the one whose explanation is its shuffled control: the next latent
+/// in order of firing count (the previous for the last) whose explanation text differs.
+public enum ShuffledPartners {
+    public static func make(texts: [Int: String], counts: [Int]) -> [Int: Int] {
+        let order = texts.keys.sorted { (counts[safe: $0] ?? 0, $0) < (counts[safe: $1] ?? 0, $1) }
+        var out: [Int: Int] = [:]
+        for (i, m) in order.enumerated() {
+            let after = order[(i + 1)...].first { texts[$0] != texts[m] }
+            let before = order[..<i].reversed().first { texts[$0] != texts[m] }
+            if let p = after ?? before { out[m] = p }
+        }
+        return out
+    }
+}
+
+extension Array {
+    subscript(safe i: Int) -> Element? { i >= 0 && i < count ? self[i] : nil }
 }
 
 /// What a score belongs to: an explanation version simulated one way.
@@ -267,21 +344,47 @@ public final class Evaluator: @unchecked Sendable {
     /// `SimulationCancelled` when `shouldStop` says so.
     public func evaluate(latent: Int, explanation: ExplanationVersion, backend: SimulatorBackend, mode: SimulationMode,
                          calibration: Calibration, shouldStop: () -> Bool = { false }) throws -> (LatentScores, SimulationRecord) {
+        try evaluate(latent: latent, explanation: explanation, backend: backend, kind: SimulatorKind(prompted: mode),
+                     calibration: calibration, shouldStop: shouldStop)
+    }
+
+    /// The same with any simulator kind (the trained one reads each latent with its fold's head).
+    public func evaluate(latent: Int, explanation: ExplanationVersion, backend: SimulatorBackend, kind: SimulatorKind,
+                         calibration: Calibration, shouldStop: () -> Bool = { false }) throws -> (LatentScores, SimulationRecord) {
         let started = Clock.now
+        let (set, expected, simulated) = try simulateSet(latent: latent, text: explanation.text, backend: backend, kind: kind,
+                                                         calibration: calibration, shouldStop: shouldStop)
+        let key = ScoreKey(version: explanation.id, mode: kind.storedMode, calibration: calibration.rawValue, backend: backend.name)
+        return Self.score(latent: latent, source: explanation.source, key: key, set: set, expected: expected, simulated: simulated,
+                          calibration: calibration, seconds: Clock.now - started)
+    }
+
+    /// The latent's scoring set simulated from `text`: expected digits and calibrated values.
+    public func simulateSet(latent: Int, text: String, backend: SimulatorBackend, kind: SimulatorKind, calibration: Calibration,
+                            shouldStop: () -> Bool = { false }) throws -> (set: [ScoringWindow], expected: [[Float]], simulated: [[Float]]) {
         let set = try scoringSet(latent: latent)
         let record = try record(latent)
-        let expected = set.isEmpty ? [] : try backend.simulate(explanation: explanation.text, contexts: set.map(\.context),
-                                                               mode: mode, shouldStop: shouldStop)
+        let expected = set.isEmpty ? [] : try backend.simulate(latent: latent, explanation: text, contexts: set.map(\.context),
+                                                               mode: kind.promptMode, shouldStop: shouldStop)
         guard expected.count == set.count, zip(expected, set).allSatisfy({ $0.count == $1.tokens.count }) else {
             throw EngineError("simulator \(backend.name) returned predictions of the wrong shape for latent \(latent)")
         }
         guard expected.allSatisfy({ $0.allSatisfy { $0.isFinite && $0 >= -0.001 && $0 <= 9.001 } }) else {
             throw EngineError("simulator \(backend.name) returned expected digits outside 0…9 for latent \(latent)")
         }
-        let simulated = calibration.apply(expected, record: record, trainTokens: cache.manifest.trainTokens)
-        let key = ScoreKey(version: explanation.id, mode: mode.rawValue, calibration: calibration.rawValue, backend: backend.name)
-        return Self.score(latent: latent, source: explanation.source, key: key, set: set, expected: expected, simulated: simulated,
-                          calibration: calibration, seconds: Clock.now - started)
+        return (set, expected, calibration.apply(expected, record: record, trainTokens: cache.manifest.trainTokens))
+    }
+
+    /// The controls of a score (`ControlScores`): the same scoring set simulated from another
+    /// latent's explanation, from an empty one, and by the model-free lexical match of the own.
+    public func controls(latent: Int, own: String, shuffled: (latent: Int, text: String)?, backend: SimulatorBackend, kind: SimulatorKind,
+                         calibration: Calibration, shouldStop: () -> Bool = { false }) throws -> ControlScores {
+        func r(_ text: String, _ b: SimulatorBackend) throws -> Double? {
+            let (set, _, simulated) = try simulateSet(latent: latent, text: text, backend: b, kind: kind, calibration: calibration, shouldStop: shouldStop)
+            return Detection.pearson(simulated.flatMap { $0 }, set.flatMap(\.activations))
+        }
+        return ControlScores(shuffled: try shuffled.flatMap { try r($0.text, backend) }, shuffledLatent: shuffled?.latent,
+                             tokenPrior: try r("", backend), lexicalMatch: try r(own, LexicalMatchSimulator()))
     }
 
     /// The metrics of a simulated scoring set (pure; `evaluate` without the simulator).

@@ -33,6 +33,18 @@ public protocol SimulatorBackend: AnyObject, Sendable {
     /// work; when it returns true the backend throws `SimulationCancelled`.
     func simulate(explanation: String, contexts: [SimulationContext], mode: SimulationMode,
                   shouldStop: () -> Bool) throws -> [[Float]]
+
+    /// The same for a given latent (a trained simulator reads each latent with the head of its
+    /// fold); the prompted backends ignore the latent.
+    func simulate(latent: Int?, explanation: String, contexts: [SimulationContext], mode: SimulationMode,
+                  shouldStop: () -> Bool) throws -> [[Float]]
+}
+
+public extension SimulatorBackend {
+    func simulate(latent: Int?, explanation: String, contexts: [SimulationContext], mode: SimulationMode,
+                  shouldStop: () -> Bool) throws -> [[Float]] {
+        try simulate(explanation: explanation, contexts: contexts, mode: mode, shouldStop: shouldStop)
+    }
 }
 
 /// Thrown by a backend that was asked to stop.

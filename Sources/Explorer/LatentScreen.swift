@@ -311,6 +311,10 @@ enum LatentScreen {
             let was = "\(f(before)) (v\(p.version) \(p.source))"
             parts.append((now >= before ? " ↑ from \(was)" : " ↓ from \(was)", now >= before ? .good : .bad))
         }
+        if let c = s.controls {
+            // What the r means: the same windows from another latent's explanation, from none, and by string match.
+            parts.append((" · controls: shuffled \(f(c.shuffled)) · prior \(f(c.tokenPrior)) · lexical \(f(c.lexicalMatch))", .dim))
+        }
         parts.append((" · bal. acc \(f(s.balancedAccuracy)) · sens \(f(s.sensitivity)) · spec \(f(s.specificity)) · \(s.mode), \(s.calibration)", .text))
         return parts
     }

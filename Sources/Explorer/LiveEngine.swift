@@ -27,17 +27,21 @@ public final class LiveEngine: EngineClient, @unchecked Sendable {
     private var tokenizer: BPETokenizer?
     private var evaluator: Evaluator?
     private var scoreStore: ScoreStore?
-    private var simulator: LocalSimulator?
+    private var simulator: SimulatorBackend?
     private var llmExplainer: LLMExplainer?
     private var splice: Splice?
-    /// How the explorer simulates: all-at-once with the prefix cache, quantile-calibrated.
-    let simulationMode = SimulationMode.allAtOnce
+    /// How the explorer simulates: the workspace's trained simulator when it has one (else the
+    /// prompted all-at-once one), quantile-calibrated.
+    let simulatorKind: SimulatorKind
     let calibration = Calibration.quantile
+    /// Per explained latent, the latent whose explanation is its shuffled control (made on first use).
+    private var partners: [Int: Int]?
 
     public init(workspace: Workspace, modelPath: String? = nil, buildOptions: BuildOptions = BuildOptions()) {
         self.workspace = workspace
         self.modelPath = modelPath
         self.buildOptions = buildOptions
+        simulatorKind = Simulators.defaultKind(for: workspace)
         let t = Thread { [weak self] in self?.loop() }
         t.name = "loupe-engine"
         t.stackSize = 8 << 20
@@ -176,7 +180,7 @@ public final class LiveEngine: EngineClient, @unchecked Sendable {
         var latest: [Int: LatentScores] = [:]
         let store = try scores()
         for (latent, version) in current {
-            if let s = store.latest(latent: latent, mode: simulationMode.rawValue, calibration: calibration.rawValue), s.version == version.id {
+            if let s = store.latest(latent: latent, mode: simulatorKind.storedMode, calibration: calibration.rawValue), s.version == version.id {
                 latest[latent] = s
             }
         }
@@ -194,16 +198,16 @@ public final class LiveEngine: EngineClient, @unchecked Sendable {
     private func storedSimulation(_ latent: Int) throws -> EngineEvent? {
         guard let version = try explanations().current(latent) else { return nil }
         let store = try scores()
-        guard let s = store.latest(latent: latent, mode: simulationMode.rawValue, calibration: calibration.rawValue), s.version == version.id else {
+        guard let s = store.latest(latent: latent, mode: simulatorKind.storedMode, calibration: calibration.rawValue), s.version == version.id else {
             return nil
         }
         return .simulation(latent: latent, scores: s, previous: store.previous(of: s), record: store.simulation(for: s))
     }
 
-    private func localSimulator() throws -> LocalSimulator {
+    private func localSimulator() throws -> SimulatorBackend {
         if let simulator { return simulator }
         post(.progress(JobProgress(title: "loading the simulator model", done: 0, total: 1)))
-        let s = try LocalSimulator(session: try loadSession())
+        let s = try Simulators.make(simulatorKind, workspace: workspace, session: try loadSession())
         simulator = s
         return s
     }
@@ -250,12 +254,16 @@ public final class LiveEngine: EngineClient, @unchecked Sendable {
         post(.progress(JobProgress(title: "simulating latent \(latent)", done: 0, total: 1)))
         defer { post(.progress(nil)) }
         do {
-            var (result, record) = try evaluator.evaluate(latent: latent, explanation: version, backend: simulator, mode: simulationMode,
+            var (result, record) = try evaluator.evaluate(latent: latent, explanation: version, backend: simulator, kind: simulatorKind,
                                                           calibration: calibration, shouldStop: { [weak self] in self?.isCancelled ?? true })
-            // The scores go on screen at once; the loss delta (about a second more) follows with the stored result.
+            // The scores go on screen at once; the controls and the loss delta (about a second more)
+            // follow with the stored result.
             let store = try scores()
             post(.simulation(latent: latent, scores: result, previous: store.previous(of: result), record: record))
             post(.measuringLoss(latent: latent))
+            let partner = try shuffledPartner(latent)
+            result.controls = try evaluator.controls(latent: latent, own: version.text, shuffled: partner, backend: simulator, kind: simulatorKind,
+                                                     calibration: calibration, shouldStop: { [weak self] in self?.isCancelled ?? true })
             result.lossDelta = try loadSplice().singleLatentDelta(latent: latent, windows: record.windows.map(\.tokens),
                                                                   values: record.windows.map(\.simulated))
             let stored = try store.append(result, simulation: record)
@@ -268,6 +276,15 @@ public final class LiveEngine: EngineClient, @unchecked Sendable {
         }
     }
 
+    /// The shuffled control's explanation for a latent (`ShuffledPartners`, over the current explanations).
+    private func shuffledPartner(_ latent: Int) throws -> (latent: Int, text: String)? {
+        let current = try explanations().allCurrent()
+        if partners == nil || partners?[latent] == nil, let cache {
+            partners = ShuffledPartners.make(texts: current.mapValues(\.text), counts: try LatentIndex.load(cache: cache).map(\.count))
+        }
+        return partners?[latent].flatMap { p in current[p].map { (p, $0.text) } }
+    }
+
     /// Model and transcoder spliced at the workspace's layer (loss deltas, the rewrite).
     private func loadSplice() throws -> Splice {
         if let splice { return splice }
@@ -278,7 +295,10 @@ public final class LiveEngine: EngineClient, @unchecked Sendable {
         return s
     }
 
-    private func runRewrite(_ options: RewriteOptions) throws {
+    private func runRewrite(_ asked: RewriteOptions) throws {
+        // The explorer's simulator runs it, whatever the last report used.
+        var options = asked
+        options.mode = simulatorKind.storedMode
         let session = try loadSession()
         let tokenizer = session.tokenizer
         let experiment = try RewriteExperiment(workspace: workspace, splice: try loadSplice(), backend: try localSimulator(),
@@ -314,7 +334,7 @@ public final class LiveEngine: EngineClient, @unchecked Sendable {
         }
         post(.progress(JobProgress(title: "simulating latent \(latent) on the text", done: 0, total: 1)))
         defer { post(.progress(nil)) }
-        let expected = try simulator.simulate(explanation: version.text, contexts: contexts, mode: simulationMode,
+        let expected = try simulator.simulate(latent: latent, explanation: version.text, contexts: contexts, mode: simulatorKind.promptMode,
                                               shouldStop: { [weak self] in self?.isCancelled ?? true })
         let record = try self.record(latent)
         let simulated = calibration.apply(expected, record: record, trainTokens: cache?.manifest.trainTokens ?? 1)

@@ -12,6 +12,9 @@ public struct Arguments {
     /// The first remaining item that is not an option, without taking it.
     public var peekFirst: String? { items.first { !$0.hasPrefix("--") } }
 
+    /// Whether `--name` (or `--name=…`) is there, without taking it.
+    public func has(_ name: String) -> Bool { items.contains { $0 == name || $0.hasPrefix(name + "=") } }
+
     /// Takes `--name` if present.
     public mutating func flag(_ name: String) -> Bool {
         guard let i = items.firstIndex(of: name) else { return false }

@@ -80,6 +80,7 @@ public enum LoupeCLI {
             case "simulate": try SimulateCommand.run(&a)
             case "explain": try ExplainCommand.run(&a)
             case "score": try ScoreCommand.run(&a)
+            case "train-simulator": try TrainSimulatorCommand.run(&a)
             case "rewrite": try RewriteCommand.run(&a)
             default: throw UserError("unknown command '\(name)'; run `loupe help` for the list")
             }

@@ -31,7 +31,8 @@ enum RewriteCommand {
         }
         options.windows = try a.int("--windows", default: options.windows)
         options.length = try a.int("--length", default: options.length, range: 2...4096)
-        options.mode = try SimulateCommand.mode(&a).rawValue
+        let kind = try SimulateCommand.simulatorKind(&a, workspace: ws)
+        options.mode = kind.storedMode
         let rest = try a.positionals()
         guard rest.isEmpty else { throw UserError("rewrite: unexpected '\(rest[0])'") }
 
@@ -44,7 +45,7 @@ enum RewriteCommand {
         let splice = try Splice(model: session.model, transcoder: transcoder, layer: manifest.layer)
         if perLatent { return try fillLatentDeltas(ws, splice: splice, json: json) }
 
-        let backend = try LocalSimulator(session: session)
+        let backend = try Simulators.make(kind, workspace: ws, session: session)
         let tokenizer = session.tokenizer
         let experiment = try RewriteExperiment(workspace: ws, splice: splice, backend: backend,
                                                tokenText: { String(decoding: tokenizer.tokenBytes($0), as: UTF8.self) }, options: options)

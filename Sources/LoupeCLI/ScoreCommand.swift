@@ -15,12 +15,13 @@ enum ScoreCommand {
         let modelPath = try a.option("--model")
         let ws = try WorkspaceCommands.workspace(&a)
         let spec = try a.option("--latents") ?? "all"
-        let mode = try SimulateCommand.mode(&a)
         let calibration = try SimulateCommand.calibration(&a)
         let url = try a.option("--simulator-url")
         let serverModel = try a.option("--simulator-model")
         let source = try a.option("--source")
         let lossDelta = !a.flag("--no-loss-delta")
+        let withControls = !a.flag("--no-controls")
+        let kind = url != nil && !a.has("--simulator") && !a.has("--mode") ? .promptedAll : try SimulateCommand.simulatorKind(&a, workspace: ws)
         let rest = try a.positionals()
         guard rest.isEmpty else { throw UserError("score: unexpected '\(rest[0])'; choose latents with --latents SPEC") }
         if serverModel != nil && url == nil { throw UserError("score: --simulator-model goes with --simulator-url URL") }
@@ -50,16 +51,19 @@ enum ScoreCommand {
         let backend: SimulatorBackend
         if let url {
             guard let serverModel else { throw UserError("score: --simulator-url needs --simulator-model NAME (the model the server serves)") }
+            guard kind != .trained else { throw UserError("score: a --simulator-url server runs the prompted protocol; use --simulator prompted-all or prompted-last with it") }
             backend = try OpenAISimulator(url: url, model: serverModel, tokenizer: tokenizer, chat: try? ChatTemplate(gguf: GGUFFile(path: path)))
         } else {
-            backend = try LocalSimulator(session: session)
+            backend = try Simulators.make(kind, workspace: ws, session: session)
         }
+        let partners = ShuffledPartners.make(texts: store.allCurrent().mapValues(\.text), counts: counts)
+        let currentTexts = store.allCurrent()
         let splice = try Splice(model: session.model, transcoder: Transcoder.load(directory: ws.transcoderDirectory(layer: manifest.layer).path),
                                 layer: manifest.layer)
         let evaluator = try Evaluator(workspace: ws, tokenizer: tokenizer)
         let scores = try ScoreStore(workspace: ws)
         func key(_ latent: Int) -> ScoreKey {
-            ScoreKey(version: current[latent]!.id, mode: mode.rawValue, calibration: calibration.rawValue, backend: backend.name)
+            ScoreKey(version: current[latent]!.id, mode: kind.storedMode, calibration: calibration.rawValue, backend: backend.name)
         }
         let todo = latents.filter { redo || scores.scores(for: key($0)) == nil }
 
@@ -72,8 +76,13 @@ enum ScoreCommand {
             if reporter.shouldStop { stopped = true; break }
             var result: (LatentScores, SimulationRecord)
             do {
-                result = try evaluator.evaluate(latent: latent, explanation: current[latent]!, backend: backend, mode: mode,
+                result = try evaluator.evaluate(latent: latent, explanation: current[latent]!, backend: backend, kind: kind,
                                                 calibration: calibration, shouldStop: { reporter.shouldStop })
+                if withControls {
+                    let partner = partners[latent].flatMap { p in currentTexts[p].map { (latent: p, text: $0.text) } }
+                    result.0.controls = try evaluator.controls(latent: latent, own: current[latent]!.text, shuffled: partner, backend: backend,
+                                                               kind: kind, calibration: calibration, shouldStop: { reporter.shouldStop })
+                }
                 if lossDelta {
                     result.0.lossDelta = try splice.singleLatentDelta(latent: latent, windows: result.1.windows.map(\.tokens),
                                                                   values: result.1.windows.map(\.simulated), shouldStop: { reporter.shouldStop })
@@ -99,9 +108,10 @@ enum ScoreCommand {
                 ("scored", .int(scored)), ("already_scored", .int(latents.count - todo.count)),
                 ("without_explanation", .int(chosen.count - latents.count)), ("stopped", .bool(stopped)),
                 ("seconds", .number(seconds)), ("seconds_per_latent", .number(perLatent)),
-                ("mode", .string(mode.rawValue)), ("calibration", .string(calibration.rawValue)), ("backend", .string(backend.name)),
+                ("simulator", .string(kind.rawValue)), ("mode", .string(kind.storedMode)), ("calibration", .string(calibration.rawValue)), ("backend", .string(backend.name)),
                 ("detection_threshold", .string(Detection.threshold(calibration))),
                 ("all", summaryJSON(results)),
+                ("controls", controlsJSON(results)),
                 ("by_source", .object(groups.map { ($0.source, summaryJSON($0.results)) })),
             ]).text)
             return
@@ -110,14 +120,38 @@ enum ScoreCommand {
         if latents.count > todo.count { notes.append("\(latents.count - todo.count) already scored (--redo redoes them)") }
         if chosen.count > latents.count { notes.append("\(chosen.count - latents.count) have no explanation") }
         Console.print(notes.joined(separator: "; "))
-        Console.print("\(backend.name), mode \(mode.rawValue), calibration \(calibration.rawValue); predicted to fire: \(Detection.threshold(calibration))")
+        Console.print("\(backend.name) (--simulator \(kind.rawValue)), calibration \(calibration.rawValue); predicted to fire: \(Detection.threshold(calibration))")
         Console.print("source      latents  pearson  balanced acc  sensitivity  specificity")
         for g in groups + (groups.count > 1 ? [(source: "all", results: results)] : []) {
             let m = means(g.results)
             Console.print(SimulateCommand.pad(g.source, 11) + String(format: " %7d", g.results.count) + "  " + [m.pearson, m.balanced, m.sensitivity, m.specificity]
                 .enumerated().map { SimulateCommand.pad(number($1), [7, 12, 11, 11][$0]) }.joined(separator: "  "))
         }
+        printControls(groups + (groups.count > 1 ? [(source: "all", results: results)] : []))
         if stopped { Console.print("stopped; run the same command again to continue") }
+    }
+
+    /// The controls beside the own explanation's r, per source (definitions in `ControlScores`).
+    static func printControls(_ groups: [(source: String, results: [LatentScores])]) {
+        let rows = groups.map { g in (g.source, ControlSummary(g.results)) }.filter { $0.1.latents > 0 }
+        guard !rows.isEmpty else {
+            Console.print("controls: none measured for these scores (they were made with --no-controls or before controls existed; --redo measures them)")
+            return
+        }
+        Console.print("controls (Pearson r mean / median over latents with every control; sensitivity = own − shuffled):")
+        Console.print("source      latents  own            shuffled        token prior     lexical match   sensitivity")
+        for (source, c) in rows {
+            func mm(_ x: (Double, Double)) -> String { SimulateCommand.pad(String(format: "%+.3f / %+.3f", x.0, x.1), 15) }
+            Console.print(SimulateCommand.pad(source, 11) + String(format: " %7d  ", c.latents)
+                          + [c.own, c.shuffled, c.tokenPrior, c.lexicalMatch, c.sensitivity].map(mm).joined(separator: " "))
+        }
+    }
+
+    static func controlsJSON(_ results: [LatentScores]) -> JSON {
+        let c = ControlSummary(results)
+        func pair(_ x: (Double, Double)) -> JSON { c.latents > 0 ? .object([("mean", .number(x.0)), ("median", .number(x.1))]) : .null }
+        return .object([("latents", .int(c.latents)), ("own", pair(c.own)), ("shuffled", pair(c.shuffled)), ("token_prior", pair(c.tokenPrior)),
+                        ("lexical_match", pair(c.lexicalMatch)), ("sensitivity", pair(c.sensitivity))])
     }
 
     /// One latent's result line: id, scores, explanation.

@@ -16,7 +16,7 @@ enum SimulateCommand {
         guard let latent = Int(latentText) else { throw UserError("simulate: --latent takes a latent id, not '\(latentText)'") }
         let text = try a.option("--text")
         let windowCount = try a.int("--windows", default: 5, range: 1...80)
-        let mode = try self.mode(&a)
+        let kind = try simulatorKind(&a, workspace: ws)
         let given = try a.option("--explanation")
         let calibration = try self.calibration(&a)
         let rest = try a.positionals()
@@ -34,7 +34,7 @@ enum SimulateCommand {
             throw UserError("latent \(latent) has no explanation; write one with `loupe explanations set \(latent) TEXT` or run `loupe explain` (or pass --explanation TEXT)")
         }
         let session = try Session(modelPath: try modelFor(manifest, modelPath), batch: LocalSimulator.batchRows, progress: Console.progress)
-        let simulator = try LocalSimulator(session: session)
+        let backend = try Simulators.make(kind, workspace: ws, session: session)
 
         var items: [(context: SimulationContext, truth: [Float]?, window: LatentWindow?)] = []
         if let text {
@@ -51,7 +51,16 @@ enum SimulateCommand {
         }
 
         let started = Clock.now
-        let out = try simulator.run(explanation: explanation.text, contexts: items.map(\.context), mode: mode)
+        let out: LocalSimulator.Output
+        if let prompted = backend as? LocalSimulator {
+            out = try prompted.run(explanation: explanation.text, contexts: items.map(\.context), mode: kind.promptMode)
+        } else {
+            // The trained simulator reads one position per token; it has no digit distribution.
+            let expected = try backend.simulate(latent: latent, explanation: explanation.text, contexts: items.map(\.context),
+                                                mode: kind.promptMode, shouldStop: { false })
+            out = LocalSimulator.Output(expected: expected, digitMass: expected.map { $0.map { _ in 1 } }, prefixTokens: 0,
+                                        suffixTokens: items.reduce(0) { $0 + $1.context.tokens.count }, batches: 1)
+        }
         let seconds = Clock.now - started
         let simulated = calibration.apply(out.expected, record: record, trainTokens: cache.manifest.trainTokens)
         let truths = items.compactMap(\.truth)
@@ -70,15 +79,15 @@ enum SimulateCommand {
                 return .object(pairs)
             }
             Console.print(JSON.object([
-                ("latent", .int(latent)), ("explanation", .string(explanation.text)), ("mode", .string(mode.rawValue)),
-                ("calibration", .string(calibration.rawValue)), ("backend", .string(simulator.name)), ("windows", .array(windows)),
+                ("latent", .int(latent)), ("explanation", .string(explanation.text)), ("simulator", .string(kind.rawValue)),
+                ("mode", .string(kind.storedMode)), ("calibration", .string(calibration.rawValue)), ("backend", .string(backend.name)), ("windows", .array(windows)),
                 ("pearson", pearson.map { .number($0) } ?? .null), ("tokens", .int(tokens)), ("seconds", .number(seconds)),
                 ("prefix_tokens", .int(out.prefixTokens)), ("suffix_tokens", .int(out.suffixTokens)),
             ]).text)
             return
         }
         Console.print("latent \(latent): \"\(explanation.text)\" (\(explanation.label))")
-        Console.print(String(format: "%@, mode %@, calibration %@: %d tokens in %.1f s", simulator.name, mode.rawValue, calibration.rawValue, tokens, seconds))
+        Console.print(String(format: "%@ (--simulator %@), calibration %@: %d tokens in %.1f s", backend.name, kind.rawValue, calibration.rawValue, tokens, seconds))
         for (i, item) in items.enumerated() {
             if let w = item.window {
                 Console.print("window \(i + 1): corpus window \(w.corpusWindow), " + (w.kind == 0 ? "top" : "quantile bin \(w.kind)"))
@@ -149,6 +158,23 @@ enum SimulateCommand {
         let all = try measure(.allAtOnce)
         let last = try measure(.lastToken)
 
+        // The trained simulator on the same latents and windows, when the workspace has one: one
+        // position per prediction, each latent read by its fold's head.
+        var trained: (name: String, seconds: Double, expected: [[[Float]]])?
+        if ws.hasTrainedSimulator {
+            let t = try TrainedSimulator(workspace: ws, session: session)
+            _ = try t.simulate(latent: cases[0].latent, explanation: cases[0].explanation, contexts: Array(cases[0].contexts.prefix(1)),
+                               mode: .allAtOnce, shouldStop: { false })
+            var seconds = 0.0, expected: [[[Float]]] = []
+            for (i, c) in cases.enumerated() {
+                Console.progress("bench simulate: trained, latent \(c.latent) (\(i + 1) of \(cases.count))")
+                let t0 = Clock.now
+                expected.append(try t.simulate(latent: c.latent, explanation: c.explanation, contexts: c.contexts, mode: .allAtOnce, shouldStop: { false }))
+                seconds += Clock.now - t0
+            }
+            trained = (t.name, seconds, expected)
+        }
+
         // The paper's cost: every last-token prompt whole, from an empty cache, one at a time; timed
         // on a sample spread over the latents (its digits are the cached ones, checked here too).
         var uncached = (seconds: 0.0, prompts: 0, tokens: 0, maxDifference: Float(0))
@@ -170,9 +196,10 @@ enum SimulateCommand {
             }
         }
 
-        func correlations(_ m: Measured) -> [Double?] {
+        func correlations(_ m: Measured) -> [Double?] { correlations(m.expected) }
+        func correlations(_ expected: [[[Float]]]) -> [Double?] {
             cases.enumerated().map { i, c in
-                let sim = Calibration.none.apply(m.expected[i], record: c.record, trainTokens: cache.manifest.trainTokens)
+                let sim = Calibration.none.apply(expected[i], record: c.record, trainTokens: cache.manifest.trainTokens)
                 return Detection.pearson(sim.flatMap { $0 }, c.truth.flatMap { $0 })
             }
         }
@@ -181,6 +208,8 @@ enum SimulateCommand {
             return v.isEmpty ? nil : v.reduce(0, +) / Double(v.count)
         }
         let rAll = correlations(all), rLast = correlations(last)
+        let rTrained = trained.map { correlations($0.expected) }
+        let ppsTrained = trained.map { Double(predictions) / $0.seconds }
         let ppsAll = Double(predictions) / all.seconds, ppsLast = Double(predictions) / last.seconds
         let ppsUncached = uncached.prompts > 0 ? Double(uncached.prompts) / uncached.seconds : nil
         let massAll = all.mass.reduce(0, +) / Float(all.mass.count), massLast = last.mass.reduce(0, +) / Float(last.mass.count)
@@ -195,6 +224,8 @@ enum SimulateCommand {
             + "Last token: one prompt per token, same prefix cache and batching, last-position logits. "
             + "Times are wall clock per latent summed, prompts and prefix passes included. "
             + "Without prefix cache: \(uncached.prompts) last-token prompts run whole from an empty cache one at a time (the paper's cost per prediction). "
+            + (trained.map { "Trained: \($0.name), one forward pass per window over its prompt prefix (run once per latent) and the window as running text, "
+                + "one position per prediction, residual stream read at the head's layers, each latent by the head of its fold. " } ?? "No trained simulator in the workspace (`loupe train-simulator`). ")
             + "Correlation: per latent, Pearson r of E/9·max against the true activation over every token of its windows; mean over latents."
         if json {
             func latentJSON(_ i: Int) -> JSON {
@@ -213,6 +244,11 @@ enum SimulateCommand {
                 ("last_token_uncached", .object([("prompts", .int(uncached.prompts)), ("seconds", .number(uncached.seconds)),
                                                  ("predictions_per_s", ppsUncached.map { .number($0) } ?? .null), ("tokens", .int(uncached.tokens)),
                                                  ("max_expected_difference", .number(Double(uncached.maxDifference)))])),
+                ("trained", trained.map { t in
+                    JSON.object([("model", .string(t.name)), ("seconds", .number(t.seconds)), ("predictions_per_s", .number(ppsTrained!)),
+                                 ("pearson_mean", mean(rTrained!).map { .number($0) } ?? .null),
+                                 ("speedup_vs_all_at_once", .number(ppsTrained! / ppsAll))])
+                } ?? .null),
                 ("speedup", .number(ppsAll / ppsLast)),
                 ("speedup_vs_uncached", ppsUncached.map { .number(ppsAll / $0) } ?? .null),
                 ("method", .string(method)),
@@ -228,9 +264,14 @@ enum SimulateCommand {
             Console.print(String(format: "last token, whole prompts: %7.1f predictions/s (%d prompts, %.1f s; digits within %.1e of the cached ones)",
                                  ppsUncached, uncached.prompts, uncached.seconds, uncached.maxDifference))
         }
+        if let trained, let ppsTrained, let rTrained {
+            Console.print(String(format: "trained, one position each: %7.1f predictions/s (%.1f s), mean Pearson r %@; %.1f× the predictions/s of all at once",
+                                 ppsTrained, trained.seconds, r(mean(rTrained)), ppsTrained / ppsAll))
+        }
         Console.print(String(format: "speed-up of all at once: %.1f× over last token with the prefix cache", ppsAll / ppsLast)
                       + (ppsUncached.map { String(format: ", %.0f× over whole last-token prompts", ppsAll / $0) } ?? ""))
-        Console.print("per latent (Pearson r all / last): " + cases.indices.map { "\(cases[$0].latent) \(r(rAll[$0]))/\(r(rLast[$0]))" }.joined(separator: ", "))
+        Console.print("per latent (Pearson r all / last" + (rTrained == nil ? "" : " / trained") + "): "
+                      + cases.indices.map { i in "\(cases[i].latent) \(r(rAll[i]))/\(r(rLast[i]))" + (rTrained.map { "/" + r($0[i]) } ?? "") }.joined(separator: ", "))
         Console.print("method: " + method)
     }
 
@@ -240,6 +281,22 @@ enum SimulateCommand {
         guard let text = try a.option("--mode") else { return .allAtOnce }
         guard let m = SimulationMode(rawValue: text) else { throw UserError("--mode takes all or last, not '\(text)'") }
         return m
+    }
+
+    /// `--simulator trained|prompted-all|prompted-last` (the older `--mode all|last` picks a prompted
+    /// one); without either, the workspace's trained simulator if it has one.
+    static func simulatorKind(_ a: inout Arguments, workspace: Workspace) throws -> SimulatorKind {
+        let mode = try a.option("--mode")
+        if let text = try a.option("--simulator") {
+            guard let k = SimulatorKind(argument: text) else { throw UserError("--simulator takes \(SimulatorKind.argumentList), not '\(text)'") }
+            if mode != nil { throw UserError("give --simulator or --mode, not both") }
+            return k
+        }
+        if let mode {
+            guard let m = SimulationMode(rawValue: mode) else { throw UserError("--mode takes all or last, not '\(mode)'") }
+            return SimulatorKind(prompted: m)
+        }
+        return Simulators.defaultKind(for: workspace)
     }
 
     static func calibration(_ a: inout Arguments) throws -> Calibration {
