@@ -76,7 +76,7 @@ public final class LexicalExplainer: Explainer {
         func share(_ w: Float) -> Int { Int((w / total * 100).rounded()) }
 
         // The tokens: as many as it takes to reach 80% of the weight, at most 5, each with ≥ 4%.
-        // Below half the weight, it is said to fire on many tokens, and at least three are named.
+        // Below half the weight, at least three are named, "and many others" after them.
         var listed: [(String, Float)] = []
         for t in tokens where listed.count < 5 && t.1 / total >= 0.04 {
             listed.append(t)
@@ -87,7 +87,8 @@ public final class LexicalExplainer: Explainer {
             text = "fires on " + listed.map { Self.quote($0.0) }.joined(separator: ", ")
         } else {
             if listed.count < 3 { listed = Array(tokens.prefix(3)) }
-            text = "fires on many different tokens, most often " + listed.map { Self.quote($0.0) }.joined(separator: ", ")
+            // The tokens lead, so the visible start of a list column tells latents apart.
+            text = "fires on " + listed.map { Self.quote($0.0) }.joined(separator: ", ") + " and many others"
         }
         let listedWeight = listed.reduce(0) { $0 + $1.1 }
         text += " (\(share(listedWeight))% of activations"
@@ -445,8 +446,13 @@ public final class LLMExplainer: Explainer {
     /// The whole prompt text for a latent (for `--show-prompt` and tests).
     public func promptText(_ record: LatentRecord) -> String { Self.systemText(prompt.system) + userTurn(record).text }
 
-    public func explain(_ record: LatentRecord) throws -> String {
+    public func explain(_ record: LatentRecord) throws -> String { try explain(record, temperature: 0, seed: 0) }
+
+    /// With `temperature` > 0 each token is sampled from softmax(logits / temperature) by a
+    /// generator seeded with `seed` (the same seed, the same answer); 0 is greedy.
+    public func explain(_ record: LatentRecord, temperature: Float, seed: UInt64) throws -> String {
         guard record.max > 0, !record.windows.isEmpty else { return fallback.explain(record) }
+        var rng = SplitMix64(seed: seed)
         if !prefixReady {
             cache.truncate(to: 0)
             try model.forward(prefix, cache: cache, logits: .none)
@@ -462,7 +468,8 @@ public final class LLMExplainer: Explainer {
         for _ in 0..<maxNewTokens {
             guard cache.length + input.count <= cache.capacity else { break }
             let logits = try model.lastLogits(input, cache: cache)
-            let next = logits.withUnsafeBufferPointer { Ops.argmax($0.baseAddress!, count: $0.count) }
+            let next = temperature > 0 ? Self.sample(logits, temperature: temperature, rng: &rng)
+                : logits.withUnsafeBufferPointer { Ops.argmax($0.baseAddress!, count: $0.count) }
             if stops.contains(next) { break }
             generated.append(next)
             written = tokenizer.decodeText(generated)
@@ -481,6 +488,22 @@ public final class LLMExplainer: Explainer {
         }
         let cleaned = body.trimmingCharacters(in: .whitespaces).isEmpty ? "" : ExplanationCleaner.clean(prompt.answer + body)
         return cleaned.isEmpty ? fallback.explain(record) + " [lexical fallback: the model's answer was empty]" : cleaned
+    }
+}
+
+extension LLMExplainer {
+    /// A token drawn from softmax(logits / temperature).
+    static func sample(_ logits: [Float], temperature: Float, rng: inout SplitMix64) -> Int {
+        let top = logits.max() ?? 0
+        var weights = logits.map { exp(($0 - top) / temperature) }
+        let total = weights.reduce(0, +)
+        var u = Float(rng.unit()) * total
+        for i in weights.indices {
+            u -= weights[i]
+            if u <= 0 { return i }
+        }
+        weights.removeAll()
+        return logits.count - 1
     }
 }
 

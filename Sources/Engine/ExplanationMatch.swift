@@ -19,6 +19,7 @@ public struct ExplanationMatch: Equatable, Sendable {
         "fires", "fire", "firing", "on", "many", "different", "tokens", "token", "most", "often", "mostly", "after", "before",
         "of", "activations", "activation", "strongest", "the", "a", "an", "and", "or", "in", "word", "words", "is", "it",
         "this", "that", "feature", "latent", "text", "such", "as", "like", "to", "with", "when", "are", "for", "by",
+        "others", "other", "among",
     ]
 
     /// The features it gives each token, in this order (`features(texts:)`).

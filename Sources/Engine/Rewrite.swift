@@ -22,6 +22,9 @@ public enum RewriteSelection: String, Codable, CaseIterable, Sendable {
 public struct RewriteOptions: Codable, Equatable, Sendable {
     public static let defaultFractions: [Double] = [0.01, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0]
     public static let defaultWindows = 3
+    /// With the trained simulator (one position per prediction, ~3× cheaper than prompted rows),
+    /// the default covers 3× the tokens in about the same time.
+    public static func defaultWindows(for kind: SimulatorKind) -> Int { kind == .trained ? 9 : defaultWindows }
 
     public var fractions: [Double]
     public var selections: [RewriteSelection]

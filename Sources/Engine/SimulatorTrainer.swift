@@ -4,9 +4,8 @@ import Tokenizer
 
 /// What `loupe train-simulator` trains on and how.
 public struct SimulatorTrainingOptions: Equatable, Sendable, Codable {
-    /// The residual stream entering these layers is read (SmolLM2-135M has 30: past the middle and
-    /// the last one's input).
-    public var layers = [21, 29]
+    /// The residual stream entering these layers is read; nil for `defaultLayers`.
+    public var layers: [Int]?
     public var folds = 5
     public var foldSeed: UInt64 = 0x51_4D55_4C41
     /// Training windows per example, from the latent cache (training text): the top ones, one from
@@ -20,6 +19,12 @@ public struct SimulatorTrainingOptions: Equatable, Sendable, Codable {
     public var prompt = TrainedSimulatorConfig.defaultPrompt
 
     public init() {}
+
+    /// At 4/15, 7/15 and 2/3 of the depth (8, 14, 20 of SmolLM2-135M's 30): the model runs only up to
+    /// the last of them, so two thirds of it, and the last third's cost is saved on every prediction.
+    public static func defaultLayers(depth: Int) -> [Int] {
+        Array(Set([depth * 4 / 15, depth * 7 / 15, depth * 2 / 3].map { min(max($0, 0), depth - 1) })).sorted()
+    }
 
     enum CodingKeys: String, CodingKey {
         case layers, folds, foldSeed = "fold_seed", topWindows = "top_windows", quantileWindows = "quantile_windows",
@@ -67,7 +72,12 @@ public final class SimulatorTrainer {
         for (m, v) in current { byLatent[m, default: []].append(v) }
         var latents = byLatent.keys.filter { counts[safe: $0].map { $0 > 0 } ?? false }.sorted()
         if let cap = options.maxLatents, cap < latents.count {
-            latents = (0..<cap).map { latents[$0 * latents.count / cap] }
+            // Latents explained more than one way first (they teach the head to read both styles),
+            // then the rest evenly spaced.
+            let several = latents.filter { Set(byLatent[$0]!.map(\.text)).count > 1 }.prefix(cap)
+            let rest = latents.filter { !several.contains($0) }
+            let room = cap - several.count
+            latents = (Array(several) + (0..<room).map { rest[$0 * rest.count / max(room, 1)] }).sorted()
         }
         return latents.flatMap { m -> [ExplanationVersion] in
             var seen = Set<String>()
@@ -190,7 +200,8 @@ public final class SimulatorTrainer {
         guard versions.count >= options.folds * 2 else {
             throw EngineError("train-simulator: \(versions.count) explanations of latents that fire are too few to train on; write them with `loupe explain --explainer lexical` first")
         }
-        let reader = try HiddenStateReader(session: session, layers: options.layers, prompt: options.prompt)
+        let layers = options.layers ?? SimulatorTrainingOptions.defaultLayers(depth: session.model.config.layers)
+        let reader = try HiddenStateReader(session: session, layers: layers, prompt: options.prompt)
         let F = reader.featureCount
         let pool = try negativePool(count: options.randomWindows > 0 ? 256 : 0)
         let tokenizer = session.tokenizer
@@ -239,7 +250,7 @@ public final class SimulatorTrainer {
         let (heads, alphas, oof) = try Self.fitHeads(checkpoint.folds, shouldStop: shouldStop)
         let config = TrainedSimulatorConfig(
             model: URL(fileURLWithPath: session.path).lastPathComponent, vocabSize: tokenizer.count, modelDim: session.model.config.dim,
-            layers: options.layers, prompt: options.prompt, matchFeatures: ExplanationMatch.featureNames, folds: options.folds,
+            layers: layers, prompt: options.prompt, matchFeatures: ExplanationMatch.featureNames, folds: options.folds,
             foldSeed: options.foldSeed,
             training: .init(latents: Set(versions.map(\.latent)).count, examples: versions.count, windows: checkpoint.windows,
                             tokens: Int(checkpoint.folds.reduce(0) { $0 + $1.count }), seconds: Clock.now - started,

@@ -38,7 +38,10 @@ enum ContextLabScreen {
         let texts = a.tokens.map { state.vocabulary?.text($0) ?? "#\($0)" }
         let flow = TokenFlow(texts: texts, width: flowWidth, raw: state.raw)
         let values = lab.latent.map { a.activations(of: $0) } ?? Array(repeating: 0, count: a.tokens.count)
-        let scale = Double(max(lab.latent.flatMap { state.summary($0)?.max } ?? 0, values.max() ?? 0, 1e-9))
+        // The first position is special to the model (hundreds of latents fire there on any text):
+        // it is drawn without heat and left out of the scale and the mark; the side pane says so.
+        let scale = Double(max(lab.latent.flatMap { state.summary($0)?.max } ?? 0, values.dropFirst().max() ?? 0, 1e-9))
+        let heat = { (t: Int) -> Double in t == 0 ? 0 : Double(values[t]) / scale }
         let top = r.y + 3, height = r.maxY - top
         let simulated = lab.simulatedLatent == lab.latent ? lab.simulated.flatMap { $0.count == values.count ? $0 : nil } : nil
         let rowsPerLine = 1 + (state.noColor ? 1 : 0) + (simulated == nil ? 0 : 1)
@@ -48,10 +51,10 @@ enum ContextLabScreen {
         for (row, line) in (firstLine..<min(flow.lines.count, firstLine + visibleLines)).enumerated() {
             let y = top + row * rowsPerLine
             flow.draw(line: line, into: &c, x: 1, y: y, width: flowWidth, palette: palette,
-                      heat: { Double(values[$0]) / scale }, marked: values.indices.max { values[$0] < values[$1] }.flatMap { values[$0] > 0 ? $0 : nil },
+                      heat: heat, marked: values.indices.dropFirst().max { values[$0] < values[$1] }.flatMap { values[$0] > 0 ? $0 : nil },
                       cursor: lab.editing ? nil : lab.token, special: { state.vocabulary?.special.contains(a.tokens[$0]) ?? false }, raw: state.raw)
             if state.noColor {
-                flow.drawIntensity(line: line, into: &c, x: 1, y: y + 1, width: flowWidth, style: dim, heat: { Double(values[$0]) / scale })
+                flow.drawIntensity(line: line, into: &c, x: 1, y: y + 1, width: flowWidth, style: dim, heat: heat)
             }
             if let simulated {
                 // The explanation's simulation of the same latent, as bars under the true heat.
@@ -65,7 +68,8 @@ enum ContextLabScreen {
         let sx = r.width - side
         for y in top..<r.maxY { c.put("│", x: sx - 2, y: y, style: palette.style(.border)) }
         let t = min(lab.token, a.tokens.count - 1)
-        c.put("token \(t + 1) “\(TokenText.shown(texts[t], raw: true))”", x: sx, y: top, style: accent, maxWidth: side - 1)
+        c.put("token \(t + 1) “\(TokenText.shown(texts[t], raw: true))”" + (t == 0 ? " · first position: special to the model, not to this token" : ""),
+              x: sx, y: top, style: accent, maxWidth: side - 1)
         c.put("latent  value  explanation", x: sx, y: top + 1, style: palette.style(.header), maxWidth: side - 1)
         let codes = a.codes[safe: t] ?? []
         let listRows = max(0, r.maxY - top - 2)
@@ -97,7 +101,8 @@ enum WelcomeScreen {
             ("A workspace holds a transcoder trained on one MLP layer of SmolLM2 and a", .text),
             ("cache of what every latent does. Building the demo one reads 2M tokens of", .text),
             ("public-domain text (State of the Union addresses, Shakespeare), trains the", .text),
-            ("transcoder and caches the latents: about 35 minutes on 2 cores.", .text),
+            ("transcoder and caches the latents: about 35 minutes on 2 cores with AVX-512,", .text),
+            ("about 2½ hours on 2 cores with AVX2 only (the progress bar shows the ETA).", .text),
             ("", .text),
             (state.job == nil ? "Press b (or Enter) to build it now, q to quit." : "Building — progress below; Esc stops it, and the next run resumes.", .accent),
             ("Or build from the shell with `loupe build`, then run `loupe` again.", .dim),

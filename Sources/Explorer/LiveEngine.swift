@@ -298,6 +298,9 @@ public final class LiveEngine: EngineClient, @unchecked Sendable {
     private func runRewrite(_ asked: RewriteOptions) throws {
         // The explorer's simulator runs it, whatever the last report used.
         var options = asked
+        if asked.mode != simulatorKind.storedMode && asked.windows == RewriteOptions.defaultWindows {
+            options.windows = RewriteOptions.defaultWindows(for: simulatorKind)
+        }
         options.mode = simulatorKind.storedMode
         let session = try loadSession()
         let tokenizer = session.tokenizer

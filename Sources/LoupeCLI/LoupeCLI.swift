@@ -28,19 +28,26 @@ public enum LoupeCLI {
       loupe explanations show LATENT | set LATENT TEXT | export [FILE] [--delphi DIR [--module M]] | import FILE|DIR [--module M]
                                                    a workspace's explanations: history, JSON {"latent": "text"} or delphi files
       loupe explain [--latents SPEC] [--explainer llm|lexical] [--explainer-model PATH] [--redo] [--show-prompt] [--workspace DIR] [--json]
+                    [--candidates N [--temperature 0.8] [--simulator KIND] [--report-heldout]]
                                                    explain latents in bulk, resumably; SPEC e.g. 0-99,150,top500 or all (default);
-                                                   latents whose latest explanation is a person's own (user, import, revert) are never replaced
-      loupe simulate --latent N [--text TEXT | --windows 5] [--mode all|last] [--explanation TEXT] [--calibration none|quantile] [--workspace DIR] [--json]
+                                                   latents whose latest explanation is a person's own (user, import, revert) are never replaced;
+                                                   --candidates: N LLM answers and the lexical one, the best simulated on training windows wins
+      loupe train-simulator [--max-latents N] [--layers 8,14,20] [--folds 5] [--top-windows 2] [--quantile-windows 3] [--random-windows 2] [--workspace DIR] [--json]
+                                                   train the simulator's readout on the workspace's explanations, cross-fitted over folds of latents
+      loupe simulate --latent N [--text TEXT | --windows 5] [--simulator KIND] [--explanation TEXT] [--calibration none|quantile] [--workspace DIR] [--json]
                                                    simulate a latent from its explanation: per token true vs simulated activation
       loupe bench simulate [--latents 8] [--windows 10] [--uncached-prompts 16] [--workspace DIR] [--json]
-                                                   all at once + prefix cache vs the last-token protocol: predictions/s, speed-up, correlation
-      loupe score [--latents SPEC] [--source lexical|llm|user] [--mode all|last] [--calibration none|quantile] [--simulator-url URL --simulator-model NAME] [--no-loss-delta] [--redo] [--workspace DIR] [--json]
-                                                   score current explanations on held-out text (Pearson, detection), resumably; per-source summary
-      loupe rewrite [--fractions 0.01,…,1] [--select score|random|both] [--calibration none|quantile|both] [--windows 3] [--length 32] [--json]
+                                                   prompted all at once vs last token vs trained: predictions/s, speed-up, correlation
+      loupe score [--latents SPEC] [--source lexical|llm|user] [--simulator KIND] [--calibration none|quantile] [--simulator-url URL --simulator-model NAME] [--no-loss-delta] [--no-controls] [--redo] [--workspace DIR] [--json]
+                                                   score current explanations on held-out text (Pearson, detection) beside their controls
+                                                   (shuffled explanation, token prior, lexical match), resumably; per-source summary
+      loupe rewrite [--fractions 0.01,…,1] [--select score|random|both] [--calibration none|quantile|both] [--windows 3] [--length 32] [--simulator KIND] [--json]
                                                    partial rewrite: CE of base, transcoder, zero/mean ablation and simulated latents, with bootstrap intervals
       loupe rewrite --per-latent [--workspace DIR]   loss delta of replacing each scored latent alone by its simulation
       loupe help
 
+    KIND is trained, prompted-all or prompted-last (--mode all|last: the prompted ones); without it, the workspace's trained
+    simulator if `loupe train-simulator` made one, else prompted-all.
     Every model command takes --model PATH to use another Llama-family GGUF file; without it the
     default model is fetched on first use. Progress and errors go to stderr, results to stdout.
     """

@@ -29,10 +29,14 @@ enum RewriteCommand {
             guard text == "both" || Calibration(rawValue: text) != nil else { throw UserError("--calibration takes none, quantile or both, not '\(text)'") }
             options.calibrations = text == "both" ? Calibration.allCases.map(\.rawValue) : [text]
         }
-        options.windows = try a.int("--windows", default: options.windows)
+        let windows = try a.option("--windows").map { t -> Int in
+            guard let n = Int(t), n >= 1 else { throw UserError("rewrite: --windows takes a whole number ≥ 1, not '\(t)'") }
+            return n
+        }
         options.length = try a.int("--length", default: options.length, range: 2...4096)
         let kind = try SimulateCommand.simulatorKind(&a, workspace: ws)
         options.mode = kind.storedMode
+        options.windows = windows ?? RewriteOptions.defaultWindows(for: kind)
         let rest = try a.positionals()
         guard rest.isEmpty else { throw UserError("rewrite: unexpected '\(rest[0])'") }
 

@@ -55,6 +55,22 @@ enum WorkspaceCommands {
         do { manifest = try builder.run(steps) } catch is CancellationError {
             throw UserError("interrupted; everything finished so far is kept — run the same command again to resume")
         }
+        // The last step, once explanations exist: the trained simulator (`loupe train-simulator`).
+        if steps == Builder.Step.allCases, !ws.hasTrainedSimulator, !(try ExplanationStore(workspace: ws).allCurrent().isEmpty) {
+            var o = SimulatorTrainingOptions()
+            o.maxLatents = 1200
+            reporter.note("explanations exist: training the simulator on them (--max-latents 1200; `loupe train-simulator` for other settings)")
+            var begun = false
+            do {
+                _ = try SimulatorTrainer(workspace: ws, session: session, options: o).run(progress: { done, total, detail in
+                    if !begun { reporter.begin("train-simulator", total: total, unit: "explanations"); begun = true }
+                    reporter.advance(done, detail: detail)
+                }, note: reporter.note, shouldStop: { reporter.shouldStop })
+                reporter.end("train-simulator", summary: "saved to \(ws.simulatorDirectory.path)")
+            } catch is CancellationError {
+                throw UserError("interrupted; everything finished so far is kept — run the same command again to resume")
+            }
+        }
         if json { Console.print(infoJSON(manifest, ws).text) } else { printInfo(manifest, ws) }
     }
 
