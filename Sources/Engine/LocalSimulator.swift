@@ -35,8 +35,8 @@ public final class LocalSimulator: SimulatorBackend, @unchecked Sendable {
     /// latent than 256 rows on the demo workspace (`loupe score`, 10 latents, 2 threads).
     public static let batchRows = 1024
     private let lock = NSLock()
-    /// The last prefix run and its cache, which the next prefix starts from (see `run`).
-    private var lastPrefix: (tokens: [Int], cache: KVCache)?
+    /// The last prefix run and the suffixes' slots (see `run`).
+    private let prompts = PromptCache()
 
     /// Finds the digit tokens; throws unless each of "0"…"9" is a single token.
     public init(session: Session, promptDirectory: URL = SimulatorTemplate.directory) throws {
@@ -99,27 +99,8 @@ public final class LocalSimulator: SimulatorBackend, @unchecked Sendable {
             guard p + longest <= model.config.contextLength else {
                 throw EngineError("a simulation prompt needs \(p + longest) positions but the model's context holds \(model.config.contextLength); use shorter contexts")
             }
-            // The prefix runs from where it stops matching the last one (the instructions and
-            // examples before the explanation are the same for every latent).
-            let prefixCache = model.makeCache(capacity: p)
-            var shared = 0
-            if let last = lastPrefix {
-                shared = zip(last.tokens, prompt.prefix).prefix { $0.0 == $0.1 }.count
-                if shared > 0 { prefixCache.copyPrefix(of: last.cache, length: shared) }
-            }
-            if shared < p { try model.forward(Array(prompt.prefix[shared...]), cache: prefixCache, logits: .none) }
-            lastPrefix = (prompt.prefix, prefixCache)
-            out.prefixTokens = p - shared
-            var slots: [KVCache] = []
-            func slot(_ i: Int) -> KVCache {
-                while slots.count <= i {
-                    let c = model.makeCache(capacity: p + longest)
-                    c.copyPrefix(of: prefixCache, length: p)
-                    slots.append(c)
-                }
-                slots[i].truncate(to: p)
-                return slots[i]
-            }
+            out.prefixTokens = try prompts.prepare(prompt.prefix, suffix: longest, model: model)
+            let slot = { (i: Int) in self.prompts.slot(i, model: model) }
             var j = 0
             while j < jobs.count {
                 if shouldStop() { throw SimulationCancelled() }

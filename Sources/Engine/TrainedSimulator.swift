@@ -142,7 +142,7 @@ public final class HiddenStateReader: @unchecked Sendable {
     public let prompt: String
     public var maxSequencesPerBatch = 16
     public let featureCount: Int
-    private var lastPrefix: (tokens: [Int], cache: KVCache)?
+    private let prompts = PromptCache()
     private let lock = NSLock()
 
     public init(session: Session, layers: [Int], prompt: String) throws {
@@ -187,27 +187,9 @@ public final class HiddenStateReader: @unchecked Sendable {
             guard p + longest <= model.config.contextLength else {
                 throw EngineError("trained simulator: a prompt needs \(p + longest) positions but the model's context holds \(model.config.contextLength)")
             }
-            let prefixCache = model.makeCache(capacity: p)
-            var shared = 0
-            if let last = lastPrefix {
-                shared = zip(last.tokens, prefix).prefix { $0.0 == $0.1 }.count
-                if shared > 0 { prefixCache.copyPrefix(of: last.cache, length: shared) }
-            }
             let stop = layers.last!
-            if shared < p {
-                try model.forward(Array(prefix[shared...]), cache: prefixCache, logits: .none, hooks: ForwardHooks(stopAfterLayer: stop))
-            }
-            lastPrefix = (prefix, prefixCache)
-            var slots: [KVCache] = []
-            func slot(_ i: Int) -> KVCache {
-                while slots.count <= i {
-                    let c = model.makeCache(capacity: p + longest)
-                    c.copyPrefix(of: prefixCache, length: p)
-                    slots.append(c)
-                }
-                slots[i].truncate(to: p)
-                return slots[i]
-            }
+            try prompts.prepare(prefix, suffix: longest, model: model, hooks: ForwardHooks(stopAfterLayer: stop))
+            let slot = { (i: Int) in self.prompts.slot(i, model: model) }
             var j = 0
             while j < jobs.count {
                 if shouldStop() { throw SimulationCancelled() }

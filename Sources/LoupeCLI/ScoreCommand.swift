@@ -56,8 +56,9 @@ enum ScoreCommand {
         } else {
             backend = try Simulators.make(kind, workspace: ws, session: session)
         }
-        let partners = ShuffledPartners.make(texts: store.allCurrent().mapValues(\.text), counts: counts)
-        let currentTexts = store.allCurrent()
+        // The shuffled control reads another latent's explanation of the same kind (the set scored).
+        let partners = ShuffledPartners.make(texts: current.mapValues(\.text), counts: counts)
+        let currentTexts = current
         let splice = try Splice(model: session.model, transcoder: Transcoder.load(directory: ws.transcoderDirectory(layer: manifest.layer).path),
                                 layer: manifest.layer)
         let evaluator = try Evaluator(workspace: ws, tokenizer: tokenizer)
