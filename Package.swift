@@ -1,10 +1,14 @@
 // swift-tools-version:6.0
+import Foundation
 import PackageDescription
 
-// Kernels are compiled for the CPU that builds them (AVX-512 on the target machines); without a
-// target CPU, SIMD fused multiply-adds become libm calls.
+// Kernels are compiled for the CPU that builds them (`-march=native`: AVX-512, AVX2 + FMA or NEON,
+// and the GEMM tile that fits its registers, see Kernels/InstructionSet.swift); without a target
+// CPU, SIMD fused multiply-adds become libm calls. LOUPE_MARCH=x86-64 (or any -march value) builds
+// for another CPU, e.g. the portable path on baseline x86-64.
+let march = ProcessInfo.processInfo.environment["LOUPE_MARCH"] ?? "native"
 let native: [SwiftSetting] = [
-    .unsafeFlags(["-Xcc", "-march=native", "-enforce-exclusivity=unchecked"]),
+    .unsafeFlags(["-Xcc", "-march=\(march)", "-enforce-exclusivity=unchecked"]),
     .unsafeFlags(["-Ounchecked"], .when(configuration: .release)),
 ]
 
@@ -17,7 +21,9 @@ let package = Package(
                        providers: [.apt(["libncurses-dev"])]),
         .target(name: "Terminal", dependencies: ["CNcursesw"]),
         // kernels → formats → tokenizer / model → command line.
-        .target(name: "Kernels", swiftSettings: native),
+        // CTargetISA: a header only (nothing linked) that tells Kernels which instruction set it targets.
+        .systemLibrary(name: "CTargetISA", path: "Sources/CTargetISA"),
+        .target(name: "Kernels", dependencies: ["CTargetISA"], swiftSettings: native),
         .target(name: "Formats", swiftSettings: native),
         .target(name: "Tokenizer", dependencies: ["Formats"]),
         .target(name: "Model", dependencies: ["Kernels", "Formats", "Tokenizer"], swiftSettings: native),

@@ -23,8 +23,11 @@ enum BenchCommand {
         let threads = try a.int("--threads", default: Parallel.threads, range: 1...256)
         if a.peekFirst == "ui" { return try UIBench.run(&a, json: json) }
         if a.peekFirst == "simulate" { Parallel.threads = threads; return try SimulateCommand.bench(&a, json: json, modelPath: modelPath) }
+        if a.peekFirst == "kernels" { return try KernelBench.run(&a, json: json, threads: threads, runs: runs) }
         let what = try a.positionals()
-        guard what == ["forward"] else { throw UserError("bench: say what to measure: `loupe bench forward`, `loupe bench ui` or `loupe bench simulate` (got \(what))") }
+        guard what == ["forward"] else {
+            throw UserError("bench: say what to measure: `loupe bench forward`, `loupe bench kernels`, `loupe bench ui` or `loupe bench simulate` (got \(what))")
+        }
         Parallel.threads = threads
 
         let s = try Session(modelPath: modelPath, batch: min(tokens, 512), progress: Console.progress)
@@ -48,11 +51,12 @@ enum BenchCommand {
         let tokPerSec = Double(tokens) / median
         let gflops = flops / median / 1e9
         let peak = Memory.residentMB(peak: true)
-        let method = "prefill of \(tokens) tokens from an empty cache, last-position logits only; \(threads) threads; "
+        let method = "prefill of \(tokens) tokens from an empty cache, last-position logits only; \(threads) threads; kernels for \(InstructionSet.summary); "
             + "1 warm-up then \(runs) runs, median reported; FLOPs counted as 2·m·n·k of every matmul plus attention"
         if json {
             Console.print(JSON.object([
-                ("model", .string(s.path)), ("tokens", .int(tokens)), ("threads", .int(threads)), ("runs", .int(runs)),
+                ("model", .string(s.path)), ("isa", .string(InstructionSet.compiled.rawValue)), ("gemm_kernel", .string(GemmKernel.native.rawValue)),
+                ("tokens", .int(tokens)), ("threads", .int(threads)), ("runs", .int(runs)),
                 ("median_s", .number(median)), ("min_s", .number(times.first!)), ("max_s", .number(times.last!)),
                 ("tokens_per_s", .number(tokPerSec)), ("gflops_per_s", .number(gflops)),
                 ("load_s", .number(s.loadSeconds)), ("peak_rss_mb", .number(peak)), ("method", .string(method)),

@@ -183,9 +183,11 @@ final class ExplanationStoreTests: XCTestCase {
             p.standardOutput = FileHandle.nullDevice
             p.standardError = FileHandle.nullDevice
             try p.run()
-            // Let it get going, then kill it at a random moment.
+            // Let it get going (this round's first save is in the log: on a loaded machine the child
+            // may need a while to start), then kill it at a random moment.
             let start = Date()
-            while !FileManager.default.fileExists(atPath: logURL.path) && Date().timeIntervalSince(start) < 20 { usleep(2000) }
+            let before = (try? Data(contentsOf: logURL))?.count ?? 0
+            while ((try? Data(contentsOf: logURL))?.count ?? 0) <= before && Date().timeIntervalSince(start) < 20 { usleep(2000) }
             usleep(UInt32.random(in: 20_000...300_000, using: &rng))
             kill(p.processIdentifier, SIGKILL)
             p.waitUntilExit()

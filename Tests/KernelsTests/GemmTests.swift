@@ -3,33 +3,38 @@ import Kernels
 
 final class GemmTests: XCTestCase {
     /// Runs packed matmul and the reference on the same random data; returns (max diff, tolerance).
-    private func compare(m: Int, n: Int, k: Int, ldx: Int, ldy: Int, accumulate: Bool,
+    private func compare(m: Int, n: Int, k: Int, ldx: Int, ldy: Int, accumulate: Bool, kernel: GemmKernel = .native,
                          _ rng: inout SeededRNG) -> (Float, Float) {
         let x = randomBuffer(max(1, m * ldx), &rng), w = randomBuffer(n * k, &rng)
         let y = randomBuffer(max(1, m * ldy), &rng), yRef = copy(y)
         let packed = PackedMatrix(rowMajor: w.pointer, rows: n, cols: k)
-        Gemm.matmul(x: x.pointer, ldx: ldx, m: m, w: packed, y: y.pointer, ldy: ldy, accumulate: accumulate)
+        Gemm.matmul(x: x.pointer, ldx: ldx, m: m, w: packed, y: y.pointer, ldy: ldy, accumulate: accumulate, kernel: kernel)
         Gemm.matmulReference(x: x.pointer, ldx: ldx, m: m, w: w.pointer, n: n, k: k, y: yRef.pointer, ldy: ldy,
                              accumulate: accumulate)
         let (d, mag) = maxDiff(y, yRef)
         return (d, 1e-5 * Float(k).squareRoot() * max(1, mag))
     }
 
+    /// Every register tile (each is plain Swift SIMD, so this machine runs all of them; `native`
+    /// is the one its build uses) against the reference.
     func testMatmulMatchesReferenceOverAwkwardShapes() {
-        var rng = SeededRNG(seed: 42)
-        var worst: Float = 0
-        for m in [1, 2, 13, 255] {
-            for n in [1, 31, 33, 192, 577] {
-                for k in [1, 7, 64, 576] {
-                    let padded = (m + n + k) % 3 == 0
-                    let (d, tol) = compare(m: m, n: n, k: k, ldx: k + (padded ? 5 : 0), ldy: n + (padded ? 3 : 0),
-                                           accumulate: false, &rng)
-                    worst = max(worst, d)
-                    XCTAssertLessThanOrEqual(d, tol, "m=\(m) n=\(n) k=\(k)")
+        print("Gemm: compiled for \(InstructionSet.summary)")
+        for kernel in GemmKernel.allCases {
+            var rng = SeededRNG(seed: 42)
+            var worst: Float = 0
+            for m in [1, 2, 5, 6, 13, 255] {
+                for n in [1, 15, 17, 31, 33, 192, 577] {
+                    for k in [1, 7, 64, 576] {
+                        let padded = (m + n + k) % 3 == 0
+                        let (d, tol) = compare(m: m, n: n, k: k, ldx: k + (padded ? 5 : 0), ldy: n + (padded ? 3 : 0),
+                                               accumulate: false, kernel: kernel, &rng)
+                        worst = max(worst, d)
+                        XCTAssertLessThanOrEqual(d, tol, "\(kernel) m=\(m) n=\(n) k=\(k)")
+                    }
                 }
             }
+            print("Gemm \(kernel) awkward shapes: max abs diff \(worst)")
         }
-        print("Gemm awkward shapes: max abs diff \(worst)")
     }
 
     func testMatmulAcrossBlocksAndThreadSplits() {
@@ -38,9 +43,11 @@ final class GemmTests: XCTestCase {
         for (m, n, k) in [(300, 100, 1000), (17, 96, 1536), (256, 192, 576), (520, 49, 300), (8, 2000, 64), (9, 48, 577)] {
             for threads in [1, 2, 3] {
                 Parallel.threads = threads
-                let (d, tol) = compare(m: m, n: n, k: k, ldx: k, ldy: n, accumulate: false, &rng)
-                worst = max(worst, d)
-                XCTAssertLessThanOrEqual(d, tol, "m=\(m) n=\(n) k=\(k) threads=\(threads)")
+                for kernel in GemmKernel.allCases {
+                    let (d, tol) = compare(m: m, n: n, k: k, ldx: k, ldy: n, accumulate: false, kernel: kernel, &rng)
+                    worst = max(worst, d)
+                    XCTAssertLessThanOrEqual(d, tol, "\(kernel) m=\(m) n=\(n) k=\(k) threads=\(threads)")
+                }
             }
         }
         Parallel.threads = ProcessInfo.processInfo.activeProcessorCount
@@ -50,8 +57,10 @@ final class GemmTests: XCTestCase {
     func testAccumulateAddsToExistingOutput() {
         var rng = SeededRNG(seed: 3)
         for (m, n, k) in [(1, 577, 64), (13, 33, 576), (64, 96, 130)] {
-            let (d, tol) = compare(m: m, n: n, k: k, ldx: k, ldy: n, accumulate: true, &rng)
-            XCTAssertLessThanOrEqual(d, tol, "accumulate m=\(m) n=\(n) k=\(k)")
+            for kernel in GemmKernel.allCases {
+                let (d, tol) = compare(m: m, n: n, k: k, ldx: k, ldy: n, accumulate: true, kernel: kernel, &rng)
+                XCTAssertLessThanOrEqual(d, tol, "\(kernel) accumulate m=\(m) n=\(n) k=\(k)")
+            }
             let x = randomBuffer(m * k, &rng), w = randomBuffer(n * k, &rng)
             let packed = PackedMatrix(rowMajor: w.pointer, rows: n, cols: k)
             let base = randomBuffer(m * n, &rng), sum = copy(base), product = FloatBuffer(count: m * n)
@@ -59,7 +68,7 @@ final class GemmTests: XCTestCase {
             Gemm.matmul(x: x.pointer, ldx: k, m: m, w: packed, y: product.pointer, ldy: n)
             for i in 0..<m * n { product[i] += base[i] }
             let (d2, _) = maxDiff(sum, product)
-            print("Gemm accumulate m=\(m) n=\(n) k=\(k): max abs diff \(d) vs reference, \(d2) vs y + x·Wᵀ")
+            print("Gemm accumulate m=\(m) n=\(n) k=\(k): max abs diff \(d2) vs y + x·Wᵀ")
             XCTAssertLessThanOrEqual(d2, 1e-5, "accumulate must add x·Wᵀ to y")
         }
     }
