@@ -14,4 +14,12 @@
 #define LOUPE_TARGET_ISA 0
 #endif
 
+// Whether the target has fused multiply-add instructions: without them a fused multiply-add
+// (Swift's addingProduct) becomes a libm fmaf call per lane, so kernels multiply, then add.
+#if defined(__FMA__) || defined(__ARM_FEATURE_FMA) || defined(__aarch64__)
+#define LOUPE_TARGET_FMA 1
+#else
+#define LOUPE_TARGET_FMA 0
+#endif
+
 #endif

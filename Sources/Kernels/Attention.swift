@@ -106,10 +106,10 @@ public enum Attention {
             for d in 0..<dim {
                 let k0 = load(kt + j * dim + d * 32), k1 = load(kt + j * dim + d * 32 + 16)
                 let x0 = V(repeating: q0[d]), x1 = V(repeating: q1[d]), x2 = V(repeating: q2[d]), x3 = V(repeating: q3[d])
-                a0 = a0.addingProduct(x0, k0); b0 = b0.addingProduct(x0, k1)
-                a1 = a1.addingProduct(x1, k0); b1 = b1.addingProduct(x1, k1)
-                a2 = a2.addingProduct(x2, k0); b2 = b2.addingProduct(x2, k1)
-                a3 = a3.addingProduct(x3, k0); b3 = b3.addingProduct(x3, k1)
+                a0 = madd(a0, x0, k0); b0 = madd(b0, x0, k1)
+                a1 = madd(a1, x1, k0); b1 = madd(b1, x1, k1)
+                a2 = madd(a2, x2, k0); b2 = madd(b2, x2, k1)
+                a3 = madd(a3, x3, k0); b3 = madd(b3, x3, k1)
             }
             storeU(a0 * scale, s0 + j); storeU(b0 * scale, s0 + j + 16)
             storeU(a1 * scale, s1 + j); storeU(b1 * scale, s1 + j + 16)
@@ -147,7 +147,7 @@ public enum Attention {
         var a = V()
         var c = 0
         while c < dim {
-            a = a.addingProduct(loadU(q + c), loadU(k + c))
+            a = madd(a, loadU(q + c), loadU(k + c))
             c += 16
         }
         return a
@@ -196,10 +196,10 @@ public enum Attention {
             var a0 = V(), a1 = V(), a2 = V(), a3 = V()
             for j in 0..<n {
                 let x = loadU(v + j * ldv + d)
-                a0 = a0.addingProduct(V(repeating: p0[j]), x)
-                a1 = a1.addingProduct(V(repeating: p1[j]), x)
-                a2 = a2.addingProduct(V(repeating: p2[j]), x)
-                a3 = a3.addingProduct(V(repeating: p3[j]), x)
+                a0 = madd(a0, V(repeating: p0[j]), x)
+                a1 = madd(a1, V(repeating: p1[j]), x)
+                a2 = madd(a2, V(repeating: p2[j]), x)
+                a3 = madd(a3, V(repeating: p3[j]), x)
             }
             storeU(a0 * inv.0, o0 + d)
             storeU(a1 * inv.1, o1 + d)

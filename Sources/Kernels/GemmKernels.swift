@@ -23,9 +23,9 @@ typealias V = SIMD16<Float>
 /// c0..c2 += s · (b0, b1, b2)
 @inline(__always) func fma3(_ c0: inout V, _ c1: inout V, _ c2: inout V, _ s: Float, _ b0: V, _ b1: V, _ b2: V) {
     let v = V(repeating: s)
-    c0 = c0.addingProduct(v, b0)
-    c1 = c1.addingProduct(v, b1)
-    c2 = c2.addingProduct(v, b2)
+    c0 = madd(c0, v, b0)
+    c1 = madd(c1, v, b1)
+    c2 = madd(c2, v, b2)
 }
 
 /// Writes (add == false) or adds one 48-wide accumulator row to c.
@@ -130,8 +130,8 @@ enum Tile6x2<S: SIMD>: GemmTile where S.Scalar == Float {
     /// c0, c1 += s · (b0, b1)
     @inline(__always) static func fma2(_ c0: inout S, _ c1: inout S, _ s: Float, _ b0: S, _ b1: S) {
         let v = S(repeating: s)
-        c0 = c0.addingProduct(v, b0)
-        c1 = c1.addingProduct(v, b1)
+        c0 = madd(c0, v, b0)
+        c1 = madd(c1, v, b1)
     }
     @inline(__always) static func put2(_ c0: S, _ c1: S, _ c: UnsafeMutablePointer<Float>, _ add: Bool) {
         let w = S.scalarCount
@@ -188,7 +188,7 @@ enum Row48<S: SIMD> where S.Scalar == Float {
                 for u in 0..<unroll {
                     let s = S(repeating: x[kk + u])
                     for v in 0..<vectors {
-                        acc[u * vectors + v] = acc[u * vectors + v].addingProduct(s, UnsafeRawPointer(b + v * w).loadUnaligned(as: S.self))
+                        acc[u * vectors + v] = madd(acc[u * vectors + v], s, UnsafeRawPointer(b + v * w).loadUnaligned(as: S.self))
                     }
                     b += 48
                 }
@@ -197,7 +197,7 @@ enum Row48<S: SIMD> where S.Scalar == Float {
             while kk < k {
                 let s = S(repeating: x[kk])
                 for v in 0..<vectors {
-                    acc[v] = acc[v].addingProduct(s, UnsafeRawPointer(b + v * w).loadUnaligned(as: S.self))
+                    acc[v] = madd(acc[v], s, UnsafeRawPointer(b + v * w).loadUnaligned(as: S.self))
                 }
                 b += 48
                 kk += 1

@@ -14,13 +14,13 @@ public enum Ops {
             var i = 0
             while i + 32 <= body {
                 let v0 = loadU(r + i), v1 = loadU(r + i + 16)
-                a0 = a0.addingProduct(v0, v0)
-                a1 = a1.addingProduct(v1, v1)
+                a0 = madd(a0, v0, v0)
+                a1 = madd(a1, v1, v1)
                 i += 32
             }
             if i < body {
                 let v0 = loadU(r + i)
-                a0 = a0.addingProduct(v0, v0)
+                a0 = madd(a0, v0, v0)
             }
             var ss = (a0 + a1).sum()
             for j in body..<dim { ss += r[j] * r[j] }
@@ -148,10 +148,10 @@ public enum Ops {
     static func fastExp(_ x: V) -> V {
         let magic = V(repeating: 12_582_912)  // 1.5·2²³: adding it rounds to an integer held in the low mantissa bits
         let xc = vmin(vmax(x, V(repeating: -87.3)), V(repeating: 88))
-        let t = magic.addingProduct(xc, V(repeating: 1.442_695_04))
+        let t = madd(magic, xc, V(repeating: 1.442_695_04))
         let n = t - magic
-        var r = xc.addingProduct(n, V(repeating: -0.693_359_375))
-        r = r.addingProduct(n, V(repeating: 2.121_944_4e-4))
+        var r = madd(xc, n, V(repeating: -0.693_359_375))  // exact: ln2's high part has 9 bits, n ≤ 8
+        r = madd(r, n, V(repeating: 2.121_944_4e-4))
         var p = V(repeating: 1.987_569_15e-4)
         p = p * r + 1.398_199_950_7e-3
         p = p * r + 8.333_451_907_3e-3

@@ -13,7 +13,7 @@ enum KernelBench {
     ]
 
     static func run(_ a: inout Arguments, json: Bool, threads: Int, runs: Int) throws {
-        let rounds = try a.int("--rounds", default: 2, range: 1...20)
+        let rounds = try a.int("--rounds", default: 3, range: 1...20)
         let python = try a.option("--python") ?? "python3"
         let what = try a.positionals()
         guard what == ["kernels"] else { throw UserError("bench kernels: unexpected \(what.dropFirst().joined(separator: " "))") }
@@ -53,11 +53,16 @@ enum KernelBench {
             return
         }
         Console.print("Loupe compiled for \(InstructionSet.summary); numpy: \(blas)")
-        Console.print(String(format: "%-16@ %16@ %10@ %10@ %7@", "shape", "m×n×k", "Loupe", "numpy", "ratio"))
-        for (i, s) in shapes.enumerated() {
-            Console.print(String(format: "%-16@ %16@ %10.1f %10.1f %6.2f×", s.name, "\(s.m)×\(s.n)×\(s.k)",
-                                 best(loupe[i]), best(numpy[i]), best(loupe[i]) / best(numpy[i])))
+        func pad(_ s: String, _ w: Int, left: Bool = false) -> String {
+            let fill = String(repeating: " ", count: max(0, w - s.count))
+            return left ? s + fill : fill + s
         }
+        Console.print(pad("shape", 16, left: true) + pad("m×n×k", 16) + pad("Loupe", 10) + pad("numpy", 10) + pad("ratio", 8))
+        for (i, s) in shapes.enumerated() {
+            Console.print(pad(s.name, 16, left: true) + pad("\(s.m)×\(s.n)×\(s.k)", 16) + pad(String(format: "%.1f", best(loupe[i])), 10)
+                          + pad(String(format: "%.1f", best(numpy[i])), 10) + pad(String(format: "%.2f×", best(loupe[i]) / best(numpy[i])), 8))
+        }
+        Console.print("(GFLOP/s)")
         Console.print("GFLOP/s per round — Loupe: " + loupe.map { $0.map { String(format: "%.0f", $0) }.joined(separator: "/") }.joined(separator: ", ")
                       + "; numpy: " + numpy.map { $0.map { String(format: "%.0f", $0) }.joined(separator: "/") }.joined(separator: ", "))
         Console.print("method: " + method)

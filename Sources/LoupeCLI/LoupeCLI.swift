@@ -20,7 +20,7 @@ public enum LoupeCLI {
       loupe next [--json] [--top N] TEXT           → {"top": [{"id", "token", "logit"}, ...]}
       loupe generate [--json] [--chat] [--max-tokens N] [--temperature T] [--seed S] TEXT
       loupe bench forward [--tokens 256] [--runs 7] [--threads N] [--json]
-      loupe bench kernels [--runs 7] [--rounds 2] [--threads N] [--python PATH] [--json]
+      loupe bench kernels [--runs 7] [--rounds 3] [--threads N] [--python PATH] [--json]
                                                    Loupe's GEMM beside numpy's sgemm (OpenBLAS) on the model's and transcoder's shapes
       loupe build [--corpus F]... [--layer 15] [--latents 4608] [--k 32] [--tokens 2000000] [--transcoder DIR] [--workspace DIR] [--json]
                   [--epochs 3] [--lr 3e-3] [--batch 1024] [--auxk-alpha 0.03125] [--dead-threshold 100000] [--no-skip]

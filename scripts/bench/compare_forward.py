@@ -72,7 +72,10 @@ def main():
           f"Loupe `bench forward`)")
     print(f"pytorch fp32: {pt:.1f} tok/s")
     print(f"loupe:        {lp:.1f} tok/s  ({last['gflops_per_s']:.1f} GFLOP/s, load {last['load_s']:.2f} s, "
-          f"peak RSS {last['peak_rss_mb']:.0f} MB)")
+          f"peak RSS {last['peak_rss_mb']:.0f} MB; kernels for {last.get('isa', '?')}, GEMM {last.get('gemm_kernel', '?')})")
+    flags = open("/proc/cpuinfo").read().split() if os.path.exists("/proc/cpuinfo") else []
+    cpu = "avx512f" if "avx512f" in flags else "avx2" if "avx2" in flags else "neither avx512f nor avx2"
+    print(f"cpu:          {cpu} in /proc/cpuinfo, {os.cpu_count()} cores")
     print(f"speed-up:     {lp / pt:.2f}x (target >= 1.5x)")
 
 
