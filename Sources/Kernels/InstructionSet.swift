@@ -16,9 +16,6 @@ public enum InstructionSet: String, Sendable {
     /// (`LOUPE_TARGET_ISA` indexes this table: 0 portable, 1 NEON, 2 AVX2 + FMA, 3 AVX-512.)
     public static let compiled: InstructionSet = [.portable, .neon, .avx2, .avx512][Int(LOUPE_TARGET_ISA)]
 
-    /// Whether the target fuses multiply-adds in hardware (see `madd`).
-    public static let fusedMultiplyAdd = LOUPE_TARGET_FMA != 0
-
     /// A one-line description for benchmarks: the instruction set and the GEMM tile it uses.
     public static var summary: String {
         "\(compiled.rawValue) (GEMM tile \(GemmKernel.native.rawValue))"
