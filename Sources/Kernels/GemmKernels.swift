@@ -60,15 +60,6 @@ public enum GemmKernel: String, CaseIterable, Sendable {
         case .portable: return .tile6x8
         }
     }()
-
-    /// Rows of x per tile.
-    public var mr: Int {
-        switch self {
-        case .tile8x48: return Tile8x48.mr
-        case .tile6x16: return Tile6x2<SIMD8<Float>>.mr
-        case .tile6x8: return Tile6x2<SIMD4<Float>>.mr
-        }
-    }
 }
 
 /// A register tile: c[mr × nr] (= or +=) Σ_kk a[0..<mr][kk] ⊗ b[kk][0..<nr]. `nr` divides
@@ -179,7 +170,7 @@ enum Row48<S: SIMD> where S.Scalar == Float {
     static func row(_ k: Int, _ x: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
                     _ y: UnsafeMutablePointer<Float>, _ add: Bool) {
         let w = S.scalarCount, vectors = 48 / w, unroll = max(1, 12 / vectors)
-        // Accumulators live in a fixed-size tuple-like buffer the optimiser keeps in registers.
+        // The 12 accumulators, in a fixed-size scratch buffer.
         withUnsafeTemporaryAllocation(of: S.self, capacity: 12) { acc in
             acc.initialize(repeating: S())
             var b = b
