@@ -28,21 +28,35 @@ let package = Package(
         .target(name: "Tokenizer", dependencies: ["Formats"]),
         .target(name: "Model", dependencies: ["Kernels", "Formats", "Tokenizer"], swiftSettings: native),
         .target(name: "Transcoder", dependencies: ["Kernels", "Formats"], swiftSettings: native),
-        .target(name: "Engine", dependencies: ["Model", "Transcoder", "Formats", "Tokenizer", "Kernels"], swiftSettings: native),
-        // engine → explorer (screens, key bindings, run loop; talks to the engine through EngineClient).
-        .target(name: "Explorer", dependencies: ["Terminal", "Engine", "Transcoder", "Tokenizer", "Formats"]),
-        .target(name: "LoupeCLI", dependencies: ["Engine", "Model", "Transcoder", "Formats", "Tokenizer", "Kernels", "Terminal", "Explorer"]),
+        // Storage: a workspace's files, read and written without a model (paths, corpus, activation
+        // shards, latent cache and index, held-out index, explanation and score logs, rewrite report).
+        .target(name: "Storage", dependencies: ["Kernels", "Tokenizer"]),
+        // EngineAPI: what the explorer may ask of the engine and hear back (EngineClient, requests,
+        // events and their values); no model, so the explorer builds and tests without one.
+        .target(name: "EngineAPI", dependencies: ["Storage"]),
+        // Engine: the stages in data-flow order, one folder each (Build → Explain, Simulate → Score →
+        // Rewrite, Analyze for the lab) and Service, the EngineService that owns what is opened and
+        // runs every job for the CLI and the explorer. Folders, not targets: the stages call each
+        // other both ways (the explainer search simulates and scores, scoring's lexical control is
+        // an explainer, the rewrite simulates), so per-stage targets would only make their shared
+        // helpers public.
+        .target(name: "Engine", dependencies: ["Storage", "EngineAPI", "Model", "Transcoder", "Formats", "Tokenizer", "Kernels"],
+                swiftSettings: native),
+        // explorer: screens, key bindings, run loop; it sees the engine only through EngineAPI.
+        .target(name: "Explorer", dependencies: ["Terminal", "EngineAPI", "Storage"]),
+        .target(name: "LoupeCLI", dependencies: ["Engine", "EngineAPI", "Storage", "Model", "Transcoder", "Formats", "Tokenizer", "Kernels",
+                                                 "Terminal", "Explorer"]),
         .executableTarget(name: "loupe", dependencies: ["LoupeCLI"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"], swiftSettings: native),
         .testTarget(name: "FormatsTests", dependencies: ["Formats"]),
-        .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "Formats", "Engine"],
+        .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "Formats", "Engine", "Storage"],
                     resources: [.copy("Golden")]),
         .testTarget(name: "TranscoderTests", dependencies: ["Transcoder", "Kernels", "Formats"],
                     resources: [.copy("Fixtures")], swiftSettings: native),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "Tokenizer"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "EngineAPI", "Storage", "Tokenizer"]),
         .testTarget(name: "TerminalTests", dependencies: ["Terminal"]),
-        .testTarget(name: "ExplorerTests", dependencies: ["Explorer", "Terminal", "Engine", "Formats"], exclude: ["Snapshots"]),
-        .testTarget(name: "ModelTests", dependencies: ["Model", "Formats", "Tokenizer", "Engine", "LoupeCLI"],
+        .testTarget(name: "ExplorerTests", dependencies: ["Explorer", "Terminal", "Engine", "EngineAPI", "Storage", "Formats"], exclude: ["Snapshots"]),
+        .testTarget(name: "ModelTests", dependencies: ["Model", "Formats", "Tokenizer", "Engine", "Storage", "LoupeCLI"],
                     resources: [.copy("Golden")]),
     ]
 )

@@ -1,4 +1,5 @@
-import Engine
+import EngineAPI
+import Storage
 import Foundation
 import Terminal
 
@@ -521,7 +522,7 @@ public struct App: Sendable {
                 state.latent?.scroll = 0
                 // A latent opened without an LLM explanation gets one in the background (the engine skips it when it
                 // has one already; a person's explanation is never replaced).
-                let personal = state.explanations[record.latent].map { !["llm", "lexical"].contains($0.source) } ?? false
+                let personal = state.explanations[record.latent].map { !$0.source.isMachine } ?? false
                 if state.autoExplain && !personal && state.drafts[record.latent] == nil && record.count > 0 {
                     state.latent?.explaining = true
                     return [.explain(latent: record.latent)]

@@ -1,4 +1,5 @@
-import Engine
+import EngineAPI
+import Storage
 import Terminal
 
 public enum ScreenKind: String, Sendable { case welcome, latents, latent, lab, rewrite }

@@ -1,4 +1,5 @@
-import Engine
+import EngineAPI
+import Storage
 import Foundation
 import Terminal
 
@@ -70,7 +71,7 @@ enum HistoryOverlay {
             let selected = i == h.selected
             let style = selected ? palette.style(.selection) : palette.style(.text)
             if selected { c.fill(x: inner.x, y: inner.y + row, width: inner.width, height: 1, style: style) }
-            let source = v.source + String(repeating: " ", count: max(0, 8 - v.source.count))
+            let source = v.source.rawValue + String(repeating: " ", count: max(0, 8 - v.source.rawValue.count))
             let head = "v\(v.id)".padding(toLength: 6, withPad: " ", startingAt: 0) + LatentScreen.timeStamp(v.time) + " " + source + (v.id == current ? "● " : "  ")
             let x = c.put(head, x: inner.x, y: inner.y + row, style: style.with(dim: !selected))
             c.put(v.text, x: x, y: inner.y + row, style: style, maxWidth: inner.x + inner.width - x)

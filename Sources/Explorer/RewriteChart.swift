@@ -1,4 +1,5 @@
-import Engine
+import EngineAPI
+import Storage
 import Foundation
 import Terminal
 
@@ -10,20 +11,20 @@ enum RewriteChart {
     /// The simulated settings of one selection and calibration, drawn with one glyph and colour.
     struct Series: Equatable {
         var selection: RewriteSelection
-        var calibration: String
+        var calibration: Calibration
 
         /// Filled for best-scored first, hollow for random; circles uncalibrated, triangles quantile.
         var glyph: Character {
-            let quantile = calibration == Calibration.quantile.rawValue
+            let quantile = calibration == .quantile
             return selection == .score ? (quantile ? "▲" : "●") : (quantile ? "△" : "○")
         }
 
         var role: Theme.Role {
-            let quantile = calibration == Calibration.quantile.rawValue
+            let quantile = calibration == .quantile
             return selection == .score ? (quantile ? .special : .accent) : (quantile ? .bad : .good)
         }
 
-        var label: String { "\(selection.rawValue) \(calibration)" }
+        var label: String { "\(selection.rawValue) \(calibration.rawValue)" }
     }
 
     /// Rows besides the plot: legend, axis, fractions.
@@ -33,7 +34,7 @@ enum RewriteChart {
     static func series(_ report: RewriteReport) -> [Series] {
         var out: [Series] = []
         for r in report.results where r.setting.kind == .simulated {
-            let s = Series(selection: r.setting.selection ?? .score, calibration: r.setting.calibration ?? "none")
+            let s = Series(selection: r.setting.selection ?? .score, calibration: r.setting.calibration ?? .none)
             if !out.contains(s) { out.append(s) }
         }
         return out
@@ -47,7 +48,7 @@ enum RewriteChart {
     /// A setting's mark in the chart and the table: its series' glyph, or a dotted line for a reference.
     static func mark(_ setting: RewriteSetting) -> (String, Theme.Role) {
         guard setting.kind == .simulated else { return ("┄", .border) }
-        let s = Series(selection: setting.selection ?? .score, calibration: setting.calibration ?? "none")
+        let s = Series(selection: setting.selection ?? .score, calibration: setting.calibration ?? .none)
         return (String(s.glyph), s.role)
     }
 
@@ -122,7 +123,7 @@ enum RewriteChart {
             let result = report.results[i]
             guard result.setting.kind == .simulated, result.ce.isFinite, let f = result.setting.fraction,
                   let xi = xs.firstIndex(of: f) else { return }
-            let s = Series(selection: result.setting.selection ?? .score, calibration: result.setting.calibration ?? "none")
+            let s = Series(selection: result.setting.selection ?? .score, calibration: result.setting.calibration ?? .none)
             let si = all.firstIndex(of: s) ?? 0
             let px = centre(xi) + (spread ? si - all.count / 2 : 0)
             let style = palette.style(s.role).with(bold: true)

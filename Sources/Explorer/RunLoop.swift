@@ -1,4 +1,5 @@
-import Engine
+import EngineAPI
+import Storage
 import Foundation
 import Terminal
 
@@ -8,28 +9,25 @@ public enum Explorer {
     public struct Options {
         public var workspace: Workspace
         public var theme: String?
-        public var modelPath: String?
         public var colorMode: TerminalScreen.ColorMode?
         /// Explain latents opened without an explanation with the LLM (in the background).
         public var autoExplain: Bool
 
-        public init(workspace: Workspace, theme: String? = nil, modelPath: String? = nil, colorMode: TerminalScreen.ColorMode? = nil,
+        public init(workspace: Workspace, theme: String? = nil, colorMode: TerminalScreen.ColorMode? = nil,
                     autoExplain: Bool = true) {
-            self.workspace = workspace; self.theme = theme; self.modelPath = modelPath; self.colorMode = colorMode
+            self.workspace = workspace; self.theme = theme; self.colorMode = colorMode
             self.autoExplain = autoExplain
         }
     }
 
-    /// Opens the explorer on a terminal until the user quits.
-    public static func run(_ options: Options) throws {
+    /// Opens the explorer on a terminal until the user quits; `engine` answers its requests.
+    public static func run(_ options: Options, engine: any EngineClient) throws {
         let names = Theme.available()
         if let wanted = options.theme, !names.contains(wanted) {
             throw EngineError("no theme `\(wanted)` in \(Theme.directory.path)" + (names.isEmpty ? "" : " (themes: \(names.joined(separator: ", ")))"))
         }
         let screen = try TerminalScreen(colorMode: options.colorMode)
         defer { screen.close() }
-        let engine = LiveEngine(workspace: options.workspace, modelPath: options.modelPath)
-        defer { engine.stop() }
         var app = makeApp(options, screen: screen, themes: names)
         var themes = ThemeCache()
         for r in App.startRequests { engine.send(r) }

@@ -1,4 +1,5 @@
-import Engine
+import EngineAPI
+import Storage
 import Foundation
 import Terminal
 

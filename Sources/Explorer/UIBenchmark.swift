@@ -1,4 +1,5 @@
-import Engine
+import EngineAPI
+import Storage
 import Foundation
 import Terminal
 
@@ -59,7 +60,7 @@ public enum UIBenchmark {
         (.char("G"), 1), (.char("g"), 1), (.pageDown, 3),
     ]
 
-    public static func run(workspace: Workspace, modelPath: String?, onTerminal: Bool, width: Int = 120, height: Int = 40,
+    public static func run(workspace: Workspace, engine: any EngineClient, onTerminal: Bool, width: Int = 120, height: Int = 40,
                            latentsToOpen: Int = 12) throws -> Report {
         let screen = onTerminal ? try TerminalScreen() : nil
         defer { screen?.close() }
@@ -70,8 +71,6 @@ public enum UIBenchmark {
         var app = App(state: state)
         var themes = ThemeCache()
         let mode = screen?.colorMode ?? .full
-        let engine = LiveEngine(workspace: workspace, modelPath: modelPath)
-        defer { engine.stop() }
         func frame() {
             let canvas = app.render(palette: themes.palette(app.state, mode: mode))
             screen?.draw(canvas)

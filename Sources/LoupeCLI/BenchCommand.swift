@@ -2,6 +2,7 @@ import Engine
 import Foundation
 import Kernels
 import Model
+import Storage
 
 /// `loupe bench forward`: prefill throughput with its method printed beside the figure.
 enum BenchCommand {

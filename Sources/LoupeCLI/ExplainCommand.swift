@@ -1,6 +1,7 @@
 import Engine
 import Formats
 import Foundation
+import Storage
 import Tokenizer
 
 /// `loupe explain`: explain many latents with the LLM or the lexical explainer, resumably (the
@@ -108,7 +109,7 @@ enum ExplainCommand {
         let perLatent = s.explained > 0 ? s.seconds / Double(s.explained) : 0
         if json {
             Console.print(JSON.object([("explained", .int(s.explained)), ("skipped", .int(s.skipped)), ("seconds", .number(s.seconds)),
-                                       ("source", .string(s.source)), ("seconds_per_latent", .number(perLatent)),
+                                       ("source", .string(s.source.rawValue)), ("seconds_per_latent", .number(perLatent)),
                                        ("already_explained", .int(s.done)), ("kept_personal", .int(s.personal)),
                                        ("never_fire", .int(s.dead)), ("stopped", .bool(s.stopped))]).text)
             return

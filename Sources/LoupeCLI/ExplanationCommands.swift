@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import Storage
 
 /// `loupe explanations show|set|export|import`: a workspace's explanations from the command line
 /// (the store and both file formats are described in Sources/Engine/Explanations.swift).
@@ -57,7 +58,7 @@ enum ExplanationCommands {
     }
 
     static func versionJSON(_ v: ExplanationVersion) -> JSON {
-        .object([("id", .int(v.id)), ("latent", .int(v.latent)), ("text", .string(v.text)), ("source", .string(v.source)),
+        .object([("id", .int(v.id)), ("latent", .int(v.latent)), ("text", .string(v.text)), ("source", .string(v.source.rawValue)),
                  ("time", .string(v.timestamp))])
     }
 
@@ -72,7 +73,7 @@ enum ExplanationCommands {
         Console.print("latent \(latent): \(history.count) version\(history.count == 1 ? "" : "s"), oldest first")
         for v in history {
             let id = "#\(v.id)".padding(toLength: 7, withPad: " ", startingAt: 0)
-            let source = v.source.padding(toLength: max(8, v.source.count + 1), withPad: " ", startingAt: 0)
+            let source = v.source.rawValue.padding(toLength: max(8, v.source.rawValue.count + 1), withPad: " ", startingAt: 0)
             Console.print((v.id == history.last!.id ? "* " : "  ") + id + v.timestamp + "  " + source + (v.text.isEmpty ? "(cleared)" : v.text))
         }
     }

@@ -1,6 +1,7 @@
 import Engine
 import Explorer
 import Foundation
+import Storage
 import Terminal
 
 /// `loupe` and `loupe open DIR`: the ncurses explorer.
@@ -23,7 +24,9 @@ enum ExplorerCommand {
         }
         // Fetch the model before the screen takes over, so its progress shows on the console.
         if modelPath == nil { try ModelFetch.ensureDefault(progress: Console.progress) }
-        try Explorer.run(Explorer.Options(workspace: workspace, theme: theme, modelPath: modelPath, colorMode: noColor ? TerminalScreen.ColorMode.none : nil,
-                                                autoExplain: !noExplain))
+        let engine = EngineThread(workspace: workspace, modelPath: modelPath)
+        defer { engine.stop() }
+        try Explorer.run(Explorer.Options(workspace: workspace, theme: theme, colorMode: noColor ? TerminalScreen.ColorMode.none : nil, autoExplain: !noExplain),
+                         engine: engine)
     }
 }

@@ -1,6 +1,7 @@
 import Engine
 import Foundation
 import Kernels
+import Storage
 
 /// `loupe bench kernels`: Loupe's GEMM beside numpy's sgemm (OpenBLAS) on the model's and the
 /// transcoder's shapes, the two measured alternately in one run.

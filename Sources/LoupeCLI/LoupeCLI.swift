@@ -2,6 +2,7 @@ import Engine
 import Formats
 import Foundation
 import Model
+import Storage
 import Terminal
 import Tokenizer
 

@@ -2,6 +2,7 @@ import Engine
 import Foundation
 import Kernels
 import Model
+import Storage
 import Tokenizer
 
 /// `loupe tokenize`, `loss`, `next`, `generate`: the model from the command line.

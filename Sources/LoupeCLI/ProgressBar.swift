@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import Storage
 
 /// Progress on stderr: a bar with rate and ETA redrawn in place on a terminal, a line every few
 /// seconds otherwise. Ctrl-C asks the build to stop at the next safe point (what is done is kept).

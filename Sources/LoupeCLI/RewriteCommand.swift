@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import Storage
 import Transcoder
 
 /// `loupe rewrite`: the partial rewrite on the workspace (Sources/Engine/Rewrite.swift and
@@ -27,7 +28,7 @@ enum RewriteCommand {
         }
         if let text = try a.option("--calibration") {
             guard text == "both" || Calibration(rawValue: text) != nil else { throw UserError("--calibration takes none, quantile or both, not '\(text)'") }
-            options.calibrations = text == "both" ? Calibration.allCases.map(\.rawValue) : [text]
+            options.calibrations = text == "both" ? Calibration.allCases : [Calibration(rawValue: text)!]
         }
         let windows = try a.option("--windows").map { t -> Int in
             guard let n = Int(t), n >= 1 else { throw UserError("rewrite: --windows takes a whole number ≥ 1, not '\(t)'") }
@@ -35,7 +36,7 @@ enum RewriteCommand {
         }
         options.length = try a.int("--length", default: options.length, range: 2...4096)
         let kind = try SimulateCommand.simulatorKind(&a, workspace: ws)
-        options.mode = kind.storedMode
+        options.mode = kind
         options.windows = windows ?? RewriteOptions.defaultWindows(for: kind)
         let rest = try a.positionals()
         guard rest.isEmpty else { throw UserError("rewrite: unexpected '\(rest[0])'") }
@@ -110,11 +111,11 @@ enum RewriteCommand {
         func n(_ x: Double) -> JSON { x.isFinite ? .number(x) : .null }
         return .object([
             ("windows", .int(r.windows.count)), ("length", .int(r.options.length)), ("population", .int(r.population)), ("scored", .int(r.scored)),
-            ("backend", .string(r.backend)), ("mode", .string(r.options.mode)), ("layer", .int(r.layer)), ("bootstrap", .int(r.options.bootstrap)),
+            ("backend", .string(r.backend)), ("mode", .string(r.options.mode.storedMode)), ("layer", .int(r.layer)), ("bootstrap", .int(r.options.bootstrap)),
             ("settings", .array(r.results.map { x in
                 .object([("setting", .string(x.setting.label)), ("kind", .string(x.setting.kind.rawValue)),
                          ("fraction", x.setting.fraction.map { .number($0) } ?? .null), ("selection", x.setting.selection.map { .string($0.rawValue) } ?? .null),
-                         ("calibration", x.setting.calibration.map { .string($0) } ?? .null), ("latents", .int(x.latents)),
+                         ("calibration", x.setting.calibration.map { .string($0.rawValue) } ?? .null), ("latents", .int(x.latents)),
                          ("ce", n(x.ce)), ("delta", n(x.delta)), ("delta_low", n(x.deltaLow)), ("delta_high", n(x.deltaHigh)),
                          ("vs_zero", n(x.vsZero)), ("vs_zero_low", n(x.vsZeroLow)), ("vs_zero_high", n(x.vsZeroHigh)),
                          ("distinguishable_from_zero_ablation", .bool(x.distinguishableFromZero))])

@@ -1,6 +1,7 @@
 import Engine
 import Formats
 import Foundation
+import Storage
 import Tokenizer
 import Transcoder
 
@@ -18,7 +19,7 @@ enum ScoreCommand {
         let calibration = try SimulateCommand.calibration(&a)
         let url = try a.option("--simulator-url")
         let serverModel = try a.option("--simulator-model")
-        let source = try a.option("--source")
+        let source = try a.option("--source").map(ExplanationSource.init(rawValue:))
         let lossDelta = !a.flag("--no-loss-delta")
         let withControls = !a.flag("--no-controls")
         let kind = url != nil && !a.has("--simulator") && !a.has("--mode") ? .promptedAll : try SimulateCommand.simulatorKind(&a, workspace: ws)
@@ -64,7 +65,7 @@ enum ScoreCommand {
         let evaluator = try Evaluator(workspace: ws, tokenizer: tokenizer)
         let scores = try ScoreStore(workspace: ws)
         func key(_ latent: Int) -> ScoreKey {
-            ScoreKey(version: current[latent]!.id, mode: kind.storedMode, calibration: calibration.rawValue, backend: backend.name)
+            ScoreKey(version: current[latent]!.id, mode: kind, calibration: calibration, backend: backend.name)
         }
         let todo = latents.filter { redo || scores.scores(for: key($0)) == nil }
 
@@ -102,7 +103,7 @@ enum ScoreCommand {
 
         // The table covers every chosen latent scored with these settings, from this run or before.
         let results = latents.compactMap { scores.scores(for: key($0)) }
-        let groups = Dictionary(grouping: results, by: \.source).sorted { $0.key < $1.key }.map { (source: $0.key, results: $0.value) }
+        let groups = Dictionary(grouping: results, by: \.source.rawValue).sorted { $0.key < $1.key }.map { (source: $0.key, results: $0.value) }
         let perLatent = scored > 0 ? seconds / Double(scored) : 0
         if json {
             Console.print(JSON.object([

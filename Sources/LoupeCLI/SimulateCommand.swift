@@ -2,6 +2,7 @@ import Engine
 import Foundation
 import Kernels
 import Model
+import Storage
 import Tokenizer
 
 /// `loupe simulate`: a latent's explanation simulated on its cache windows or on any text, per
@@ -130,7 +131,7 @@ enum SimulateCommand {
             let windows = pick(r, count: windowCount)
             let current = store.current(id).flatMap { $0.text.isEmpty ? nil : $0 }
             let explanation = current?.text ?? lexical(summaries[id].topTokens, session.tokenizer)
-            cases.append(Case(latent: id, explanation: explanation, source: current?.source ?? "lexical (bench)", record: r,
+            cases.append(Case(latent: id, explanation: explanation, source: current?.source.rawValue ?? "lexical (bench)", record: r,
                               contexts: windows.map { context($0.tokens, session.tokenizer) }, truth: windows.map(\.activations)))
         }
         let predictions = cases.reduce(0) { $0 + $1.contexts.reduce(0) { $0 + $1.tokens.count } }

@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import Storage
 
 /// `loupe train-simulator`: the trained simulator's heads from the workspace's own explanations
 /// and cache windows (Sources/Engine/SimulatorTrainer.swift), saved to `simulator/`. Resumable:

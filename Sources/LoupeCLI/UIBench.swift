@@ -1,6 +1,7 @@
 import Engine
 import Explorer
 import Foundation
+import Storage
 import Terminal
 
 /// `loupe bench ui`: startup-to-first-frame and key-to-frame latency on a real workspace.
@@ -14,7 +15,9 @@ enum UIBench {
         let workspace = named.map { Workspace(directory: URL(fileURLWithPath: $0, isDirectory: true)) } ?? Workspace(directory: Workspace.defaultDirectory)
         guard workspace.exists else { throw UserError("no workspace at \(workspace.directory.path); build it with `loupe build` first") }
         let terminal = !headless && Terminal.isInteractive && isatty(STDIN_FILENO) != 0
-        let r = try UIBenchmark.run(workspace: workspace, modelPath: modelPath, onTerminal: terminal)
+        let engine = EngineThread(workspace: workspace, modelPath: modelPath)
+        defer { engine.stop() }
+        let r = try UIBenchmark.run(workspace: workspace, engine: engine, onTerminal: terminal)
         let ms = { (x: Double) in x * 1000 }
         let keys = r.keyLatencies, opens = r.latentOpen
         let method = "\(keys.count) scripted keys (moves, pages, sorts, a typed filter, search, help, themes, token cursor, raw mode) "

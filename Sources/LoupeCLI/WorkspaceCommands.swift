@@ -1,6 +1,7 @@
 import Engine
 import Foundation
 import Model
+import Storage
 import Tokenizer
 
 /// `loupe build`, `train`, `cache`, `info`, `latent`: the workspace from the command line.

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import Engine
+@testable import Storage
 
 /// `loupe build` run as a user runs it, on the real model with a small corpus and transcoder:
 /// killed at several points and rerun, it must end with exactly what an uninterrupted run makes.

@@ -5,6 +5,8 @@ import Model
 import Transcoder
 import XCTest
 @testable import Engine
+import EngineAPI
+@testable import Storage
 
 /// The context lab's analysis: a tiny random model and transcoder written by the test (codes equal
 /// encoding the MLP input captured by a separate full forward pass), and the demo workspace if it is

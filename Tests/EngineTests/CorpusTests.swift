@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import Engine
+@testable import Storage
 @testable import Tokenizer
 
 final class CorpusTests: XCTestCase {

@@ -5,6 +5,7 @@ import Model
 import Tokenizer
 import XCTest
 @testable import Engine
+@testable import Storage
 
 /// The explainers: the lexical one on hand-made records (exact text), the LLM prompt's examples
 /// (marks, scaling, placeholders), the prompt files, the answer cleaner, the LLM explainer on a tiny

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import Engine
+@testable import Storage
 
 /// The explanation log: versions, reopening, torn and unparsable lines, a writer killed mid-save,
 /// two writers on one log, and the JSON and delphi interchange formats.

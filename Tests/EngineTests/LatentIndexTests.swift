@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import Engine
+@testable import Storage
 
 /// cache/index.bin: built from a synthetic latent cache written by the test, checked against values
 /// worked out by hand, reloaded, rebuilt when stale, reported when corrupt; and its load time at 30k latents.

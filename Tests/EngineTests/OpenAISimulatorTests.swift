@@ -4,6 +4,7 @@ import FoundationNetworking
 #endif
 import XCTest
 @testable import Engine
+@testable import Storage
 
 /// The OpenAI-compatible backend: its readout rules on hand-made replies, its error when no server
 /// answers, and — against a real server, llama-cpp-python's `llama_cpp.server` on the same GGUF,

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import Engine
+@testable import Storage
 
 /// Scoring: the metrics on hand-made arrays, the held-out index and scoring sets on a tiny workspace
 /// written by the test (values worked out by hand), and the score store's round trip and torn lines.
@@ -45,7 +46,7 @@ final class ScoringTests: XCTestCase {
         let expected: [[Float]] = [[0, 9], [0, 0], [6, 0], [4, 0]]
         let simulated = Calibration.none.apply(expected, distribution: ActivationDistribution(zeroFraction: 0.5, quantiles: [1, 9], max: 9))
         XCTAssertEqual(simulated, expected, "uncalibrated with max 9: E/9·9")
-        let key = ScoreKey(version: 7, mode: "all", calibration: "none", backend: "test")
+        let key = ScoreKey(version: 7, mode: .promptedAll, calibration: .none, backend: "test")
         let (s, record) = Evaluator.score(latent: 3, source: "user", key: key, set: set, expected: expected, simulated: simulated,
                                           calibration: .none, seconds: 0.25)
         // Windows: fires+predicted, fires+missed, quiet+predicted (6 > 4.5), quiet+quiet (4 ≤ 4.5).
@@ -159,7 +160,7 @@ final class ScoringTests: XCTestCase {
         let e = try evaluator(ws)
         let explanation = ExplanationVersion(id: 4, latent: 0, text: "odd tokens", source: "lexical", time: Date())
         let (scores, record) = try e.evaluate(latent: 0, explanation: explanation, backend: OddTokens(), mode: .allAtOnce, calibration: .none)
-        XCTAssertEqual(scores.key, ScoreKey(version: 4, mode: "all", calibration: "none", backend: "odd tokens"))
+        XCTAssertEqual(scores.key, ScoreKey(version: 4, mode: .promptedAll, calibration: .none, backend: "odd tokens"))
         XCTAssertEqual(scores.source, "lexical")
         XCTAssertEqual(scores.windows, 7)
         XCTAssertEqual(record.windows.map(\.expected), record.windows.map { $0.tokens.map { $0 % 2 == 1 ? 9 : 0 } })
@@ -216,9 +217,9 @@ final class ScoringTests: XCTestCase {
 
     // MARK: the store
 
-    func result(latent: Int, version: Int, pearson: Double?, mode: String = "all") -> (LatentScores, SimulationRecord) {
-        let key = ScoreKey(version: version, mode: mode, calibration: "quantile", backend: "local test")
-        let s = LatentScores(latent: latent, version: version, source: "llm", mode: mode, calibration: "quantile", backend: "local test",
+    func result(latent: Int, version: Int, pearson: Double?, mode: SimulatorKind = .promptedAll) -> (LatentScores, SimulationRecord) {
+        let key = ScoreKey(version: version, mode: mode, calibration: .quantile, backend: "local test")
+        let s = LatentScores(latent: latent, version: version, source: "llm", mode: mode, calibration: .quantile, backend: "local test",
                              pearson: pearson, sensitivity: 1, specificity: 0.25, balancedAccuracy: 0.625, windows: 1, tokens: 2, seconds: 1.5)
         let w = SimulationRecord.Window(corpusWindow: 20, start: 3, focus: 1, tokens: [5, 6], activations: [0, 1.5], expected: [0.25, 7.5],
                                         simulated: [0, 1.25], outcomes: [.trueNegative, .truePositive])
@@ -228,17 +229,17 @@ final class ScoringTests: XCTestCase {
     func testStoreRoundTripLatestAndPrevious() throws {
         let store = try ScoreStore(directory: dir)
         let a = result(latent: 3, version: 1, pearson: 0.25), b = result(latent: 3, version: 2, pearson: 0.5)
-        let c = result(latent: 4, version: 3, pearson: nil), d = result(latent: 3, version: 2, pearson: 0.75, mode: "last")
+        let c = result(latent: 4, version: 3, pearson: nil), d = result(latent: 3, version: 2, pearson: 0.75, mode: .promptedLast)
         for r in [a, b, c, d] { try store.append(r.0, simulation: r.1) }
         let reopened = try ScoreStore(directory: dir)
         XCTAssertEqual(reopened.all.count, 4)
         XCTAssertEqual(reopened.latest(latent: 3)?.pearson, 0.75)
-        XCTAssertEqual(reopened.latest(latent: 3, mode: "all")?.pearson, 0.5)
+        XCTAssertEqual(reopened.latest(latent: 3, mode: .promptedAll)?.pearson, 0.5)
         XCTAssertNil(reopened.latest(latent: 4)?.pearson)
-        XCTAssertEqual(reopened.scores(forVersion: 2).map(\.mode), ["all", "last"])
-        let newest = try XCTUnwrap(reopened.latest(latent: 3, mode: "all"))
+        XCTAssertEqual(reopened.scores(forVersion: 2).map(\.mode), [.promptedAll, .promptedLast])
+        let newest = try XCTUnwrap(reopened.latest(latent: 3, mode: .promptedAll))
         XCTAssertEqual(reopened.previous(of: newest)?.version, 1)
-        XCTAssertNil(reopened.previous(of: try XCTUnwrap(reopened.latest(latent: 3, mode: "last"))))
+        XCTAssertNil(reopened.previous(of: try XCTUnwrap(reopened.latest(latent: 3, mode: .promptedLast))))
         for (s, r) in zip(reopened.all, [a, b, c, d]) {
             var expected = r.0
             expected.simulationOffset = s.simulationOffset

@@ -4,6 +4,7 @@ import Kernels
 import Tokenizer
 import XCTest
 @testable import Engine
+@testable import Storage
 
 /// The simulator: prompt templates (parsing, placeholders, the prefix/suffix split in token space,
 /// the marked token), the local backend on a tiny random model written by the test (the cached,

@@ -3,6 +3,7 @@ import Kernels
 import Tokenizer
 import XCTest
 @testable import Engine
+@testable import Storage
 
 /// The trained simulator: its kernels against their plain twins (the Gram block, ridge from
 /// sufficient statistics against a direct fit), the explanation's match features, cross-fitting

@@ -1,4 +1,6 @@
 @testable import Engine
+import EngineAPI
+@testable import Storage
 import Explorer
 import Foundation
 
@@ -61,7 +63,7 @@ final class FakeEngine: EngineClient, @unchecked Sendable {
     }
 
     static func scores(_ latent: Int, version: Int) -> LatentScores {
-        LatentScores(latent: latent, version: version, source: "user", mode: "all", calibration: "quantile", backend: "fake",
+        LatentScores(latent: latent, version: version, source: "user", mode: .promptedAll, calibration: .quantile, backend: "fake",
                      pearson: Double(version) / 10 + 0.3, sensitivity: 0.8, specificity: 0.6, balancedAccuracy: 0.7, windows: 2, tokens: 24, seconds: 0.1,
                      lossDelta: 0.0042 - Double(version) * 0.0011)
     }
@@ -75,7 +77,7 @@ final class FakeEngine: EngineClient, @unchecked Sendable {
             return SimulationRecord.Window(corpusWindow: w, start: 0, focus: w == 0 ? 1 : nil, tokens: tokens, activations: acts,
                                            expected: simulated.map { $0 * 2 }, simulated: simulated, outcomes: outcomes)
         }
-        return SimulationRecord(latent: latent, key: ScoreKey(version: version, mode: "all", calibration: "quantile", backend: "fake"), windows: windows)
+        return SimulationRecord(latent: latent, key: ScoreKey(version: version, mode: .promptedAll, calibration: .quantile, backend: "fake"), windows: windows)
     }
 
     static func analysis(_ text: String) -> ContextAnalysis {

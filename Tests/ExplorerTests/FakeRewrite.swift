@@ -1,4 +1,6 @@
 @testable import Engine
+import EngineAPI
+@testable import Storage
 import Foundation
 
 extension FakeEngine {
@@ -24,10 +26,10 @@ extension FakeEngine {
         }
         var results = [result(RewriteSetting(kind: .base), base), result(RewriteSetting(kind: .transcoder), transcoder),
                        result(RewriteSetting(kind: .zeroAblation), zero), result(RewriteSetting(kind: .meanAblation), mean)]
-        for calibration in ["none", "quantile"] {
+        for calibration: Calibration in [.none, .quantile] {
             for selection in RewriteSelection.allCases {
                 for (fi, fraction) in rewriteFractions.enumerated() {
-                    let slope = Float(fraction) * (selection == .score ? 1.2 : 3) * (calibration == "quantile" ? 0.6 : 1)
+                    let slope = Float(fraction) * (selection == .score ? 1.2 : 3) * (calibration == .quantile ? 0.6 : 1)
                     // Mostly worse, a few tokens better; the second window more so, so that some settings
                     // are worse than zero ablation and some cannot be told apart from it.
                     let tokenCE = ce { w, t in transcoder[w][t] + slope * (Float((t * 5 + w * 2) % 7 - 2) / 3 + 0.5) * (w == 0 ? 0.7 : 1.3) }

@@ -1,6 +1,8 @@
 import Engine
 @testable import Explorer
+import EngineAPI
 import Foundation
+import Storage
 import Terminal
 import XCTest
 

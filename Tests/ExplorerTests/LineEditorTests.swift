@@ -1,4 +1,5 @@
 @testable import Explorer
+import EngineAPI
 import Terminal
 import XCTest
 

@@ -1,5 +1,7 @@
 import Engine
 @testable import Explorer
+import EngineAPI
+import Storage
 import Terminal
 import XCTest
 
@@ -15,7 +17,7 @@ final class RewriteKeyTests: XCTestCase {
         XCTAssertEqual(h.app.state.screen, .rewrite)
         XCTAssertEqual(h.app.state.rewrite.report, report)
         let selected = report.results[h.app.state.rewrite.setting].setting
-        XCTAssertEqual(selected, .simulated(1.0, .score, "none"), "the first setting with the largest fraction")
+        XCTAssertEqual(selected, .simulated(1.0, .score, .none), "the first setting with the largest fraction")
         XCTAssertEqual(h.app.state.rewrite.token, 4, "the cursor starts on the token whose loss rose most")
         h.press(.char("1"))
         h.press(.mouse(Mouse(.click, x: TitleBar.tabRanges(h.app.state)[3].1.lowerBound + 1, y: 0)))

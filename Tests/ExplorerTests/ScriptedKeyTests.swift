@@ -1,5 +1,7 @@
 import Engine
 @testable import Explorer
+import EngineAPI
+import Storage
 import Terminal
 import XCTest
 

@@ -1,4 +1,5 @@
 @testable import Explorer
+import EngineAPI
 import Foundation
 import Terminal
 import XCTest

@@ -1,9 +1,10 @@
 import Engine
 import Foundation
-import XCTest
 import Kernels
 @testable import LoupeCLI
 @testable import Model
+import Storage
+import XCTest
 
 /// The real SmolLM2 against Hugging Face transformers in fp32 on the same GGUF
 /// (Golden/model_golden.json, made by scripts/golden/make_model_golden.py).

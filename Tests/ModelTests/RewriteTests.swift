@@ -2,6 +2,7 @@ import Foundation
 import Kernels
 import XCTest
 @testable import Engine
+@testable import Storage
 @testable import Formats
 @testable import Model
 import Transcoder
@@ -156,7 +157,7 @@ final class RewriteTests: XCTestCase {
         let s = RewriteStatistics.interval(shifted, minus: a, resamples: resamples)
         XCTAssertEqual(s.low, 0.5, accuracy: 1e-9)
         XCTAssertEqual(s.high, 0.5, accuracy: 1e-9)
-        let r = RewriteStatistics.result(.simulated(0.1, .score, "none"), latents: 3, tokenCE: shifted, base: a, zero: a, resamples: resamples)
+        let r = RewriteStatistics.result(.simulated(0.1, .score, .none), latents: 3, tokenCE: shifted, base: a, zero: a, resamples: resamples)
         XCTAssertEqual(r.delta, 0.5, accuracy: 1e-9)
         XCTAssertTrue(r.distinguishableFromZero)
         XCTAssertEqual(r.setting.label, "f=0.10 score none")
@@ -273,11 +274,11 @@ final class RewriteExperimentTests: XCTestCase {
         XCTAssertEqual(base.delta, 0)
         XCTAssertEqual(zero.vsZero, 0)
         for selection in RewriteSelection.allCases {
-            let full = report.result(.simulated(1, selection, "none"))!
+            let full = report.result(.simulated(1, selection, .none))!
             XCTAssertEqual(full.latents, latents - 1)
             // Latent 7 keeps its own value, and digits are stored to 0.001: equal up to that rounding.
             XCTAssertEqual(full.ce, transcoder.ce, accuracy: 2e-4, "perfect simulator, f = 1, \(selection)")
-            XCTAssertEqual(report.result(.simulated(0.5, selection, "none"))!.ce, transcoder.ce, accuracy: 2e-4)
+            XCTAssertEqual(report.result(.simulated(0.5, selection, .none))!.ce, transcoder.ce, accuracy: 2e-4)
         }
         XCTAssertNotEqual(transcoder.ce, base.ce)
         // The report file reads back; a second run reuses every simulation.
@@ -286,7 +287,7 @@ final class RewriteExperimentTests: XCTestCase {
         let again = try run(perfect)
         XCTAssertEqual(perfect.calls, calls, "nothing simulated again")
         XCTAssertEqual(again.timing.latentsReused, latents - 1)
-        XCTAssertEqual(again.result(.simulated(1, .score, "none"))!.ce, report.result(.simulated(1, .score, "none"))!.ce)
+        XCTAssertEqual(again.result(.simulated(1, .score, .none))!.ce, report.result(.simulated(1, .score, .none))!.ce)
     }
 
     func testAllZeroSimulatorAtFullFractionIsTheTranscoderWithoutLatents() throws {
@@ -297,15 +298,15 @@ final class RewriteExperimentTests: XCTestCase {
         let onlySeven = try splice.crossEntropies(p, replacement: splice.replacement(p) { _, rows, dense in
             for r in 0..<rows { for j in 0..<self.latents where j != 7 { dense[r * self.latents + j] = 0 } }
         })
-        for calibration in ["none", "quantile"] {
+        for calibration: Calibration in [.none, .quantile] {
             let full = report.result(.simulated(1, .random, calibration))!
-            XCTAssertEqual(full.ce, RewriteStatistics.mean(onlySeven), accuracy: 1e-6, calibration)
+            XCTAssertEqual(full.ce, RewriteStatistics.mean(onlySeven), accuracy: 1e-6, calibration.rawValue)
             XCTAssertEqual(full.tokenCE, onlySeven)
             // Culprits name latents the simulation switched off, with their true codes.
             let named = full.culprits!.flatMap { $0.flatMap { $0 } }
             XCTAssertFalse(named.isEmpty)
             XCTAssertTrue(named.allSatisfy { $0.simulated == 0 && $0.true > 0 && $0.latent != 7 })
         }
-        XCTAssertLessThan(report.result(.simulated(1, .random, "none"))!.deltaLow, report.result(.simulated(1, .random, "none"))!.deltaHigh + 1e-12)
+        XCTAssertLessThan(report.result(.simulated(1, .random, .none))!.deltaLow, report.result(.simulated(1, .random, .none))!.deltaHigh + 1e-12)
     }
 }

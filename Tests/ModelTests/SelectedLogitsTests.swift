@@ -1,8 +1,9 @@
 import Engine
-import Foundation
-import XCTest
 @testable import Formats
+import Foundation
 @testable import Model
+import Storage
+import XCTest
 
 /// Logits of chosen rows only (`forward(…logitsAt:)`) equal the same rows of `.all`, for one sequence
 /// run in several chunks and for a batch of sequences on a shared prefix, on the tiny random model and

@@ -1,8 +1,9 @@
-import Foundation
-import Formats
 import Engine
-import XCTest
+import Formats
+import Foundation
+import Storage
 @testable import Tokenizer
+import XCTest
 
 /// Checks the tokenizer read from the real SmolLM2 GGUF against Hugging Face's ids on the
 /// battery written by scripts/golden/make_tokenizer_battery.py.

@@ -1,0 +1,233 @@
+import EngineAPI
+import Formats
+import Foundation
+import Model
+import Storage
+import Tokenizer
+import Transcoder
+
+/// One open workspace and everything loaded for it, and every job that runs on it: the command
+/// line and the explorer (through `EngineThread`) both go through here, so each rule lives once —
+/// the cache is required in one place, the model, transcoder and simulators load once and lazily,
+/// a person's explanation is never replaced by a machine's, and a score is always evaluated →
+/// controls → loss delta → stored in that order. One thread at a time.
+public final class EngineService: @unchecked Sendable {
+    public let workspace: Workspace
+    /// `--model`: another GGUF file than the workspace's (nil: the workspace's, fetched on first use).
+    public let modelPath: String?
+    /// Notices while something is fetched or loaded (the CLI prints them; the explorer shows them).
+    public var notice: (String) -> Void
+
+    private var manifestValue: WorkspaceManifest?
+    private var cacheValue: LatentCache?
+    private var blocks: [(file: String, records: [LatentRecord])] = []
+    private var explanationStore: ExplanationStore?
+    private var scoreStore: ScoreStore?
+    private var sessionValue: Session?
+    private var simulators: [SimulatorKind: SimulatorBackend] = [:]
+    private var evaluatorValue: Evaluator?
+    private var spliceValue: Splice?
+    private var analyzerValue: ContextAnalyzer?
+    private var llmExplainerValue: LLMExplainer?
+
+    public init(workspace: Workspace, modelPath: String? = nil, notice: @escaping (String) -> Void = { _ in }) {
+        self.workspace = workspace
+        self.modelPath = modelPath
+        self.notice = notice
+    }
+
+    // MARK: what is on disk
+
+    public func manifest() throws -> WorkspaceManifest {
+        if let manifestValue { return manifestValue }
+        let m = try workspace.load()
+        manifestValue = m
+        return m
+    }
+
+    /// The latent cache; a workspace without one says how to finish it.
+    public func cache() throws -> LatentCache {
+        if let cacheValue { return cacheValue }
+        _ = try manifest()
+        guard workspace.hasCache else { throw WorkspaceError.noCache(workspace.directory.path) }
+        let c = try LatentCache(directory: workspace.cacheDirectory)
+        cacheValue = c
+        return c
+    }
+
+    public func summaries() throws -> [LatentSummary] { try LatentIndex.load(cache: try cache()) }
+
+    /// Every latent's firing count on the training tokens, in latent order.
+    public func counts() throws -> [Int] { try summaries().map(\.count) }
+
+    /// A latent's record; the last few decoded block files are kept.
+    public func record(_ latent: Int) throws -> LatentRecord {
+        let cache = try cache()
+        guard latent >= 0 && latent < cache.manifest.latents else { throw WorkspaceError.noLatent(latent, count: cache.manifest.latents) }
+        let file = cache.manifest.files[latent / cache.manifest.blockSize]
+        if let hit = blocks.first(where: { $0.file == file }), let r = hit.records.first(where: { $0.latent == latent }) { return r }
+        let records = try cache.records(in: file)
+        blocks.append((file, records))
+        if blocks.count > 3 { blocks.removeFirst() }
+        guard let r = records.first(where: { $0.latent == latent }) else { return try cache.record(latent) }
+        return r
+    }
+
+    public func explanations() throws -> ExplanationStore {
+        if let explanationStore { return explanationStore }
+        let s = try ExplanationStore(workspace: workspace)
+        explanationStore = s
+        return s
+    }
+
+    public func scores() throws -> ScoreStore {
+        if let scoreStore { return scoreStore }
+        let s = try ScoreStore(workspace: workspace)
+        scoreStore = s
+        return s
+    }
+
+    // MARK: what runs the model
+
+    /// The workspace's model path (or `--model`'s), fetched on first use.
+    public func resolvedModelPath() throws -> String {
+        let recorded = (try? manifest()).flatMap { $0.model == ModelFetch.defaultPath.path ? nil : $0.model }
+        return try ModelFetch.resolve(modelPath ?? recorded, progress: notice)
+    }
+
+    /// The workspace's model, loaded once, with rows enough for the simulators' batches.
+    public func session() throws -> Session {
+        if let sessionValue { return sessionValue }
+        let s = try Session(modelPath: try resolvedModelPath(), batch: LocalSimulator.batchRows, progress: notice)
+        sessionValue = s
+        return s
+    }
+
+    /// The tokenizer: the loaded model's, else read from the GGUF's metadata alone (fast).
+    public func tokenizer() throws -> BPETokenizer {
+        if let sessionValue { return sessionValue.tokenizer }
+        return try BPETokenizer(gguf: try GGUFFile(path: try resolvedModelPath()))
+    }
+
+    /// The simulator of that kind, made once (`Simulators.make`).
+    public func simulator(_ kind: SimulatorKind) throws -> SimulatorBackend {
+        if let s = simulators[kind] { return s }
+        let s = try Simulators.make(kind, workspace: workspace, session: try session())
+        simulators[kind] = s
+        return s
+    }
+
+    public func evaluator() throws -> Evaluator {
+        if let evaluatorValue { return evaluatorValue }
+        let e = try Evaluator(workspace: workspace, tokenizer: try session().tokenizer)
+        evaluatorValue = e
+        return e
+    }
+
+    /// Model and transcoder spliced at the workspace's layer (loss deltas, the rewrite).
+    public func splice() throws -> Splice {
+        if let spliceValue { return spliceValue }
+        let layer = try manifest().layer
+        let transcoder = try Transcoder.load(directory: workspace.transcoderDirectory(layer: layer).path)
+        let s = try Splice(model: try session().model, transcoder: transcoder, layer: layer)
+        spliceValue = s
+        return s
+    }
+
+    /// Model + transcoder on any text (the lab).
+    public func analyzer() throws -> ContextAnalyzer {
+        if let analyzerValue { return analyzerValue }
+        let a = try ContextAnalyzer(session: try session(), workspace: workspace)
+        analyzerValue = a
+        return a
+    }
+
+    /// Token text as the model's bytes decode (scoring windows, the rewrite's culprits).
+    public func tokenText() throws -> (Int) -> String {
+        let tokenizer = try session().tokenizer
+        return { String(decoding: tokenizer.tokenBytes($0), as: UTF8.self) }
+    }
+
+    // MARK: explanations
+
+    /// The LLM explainer's explanation of a latent that has none from it yet, saved with source
+    /// `.llm` — unless a person's explanation is current (`ExplanationSource.machineMayReplace`)
+    /// or one was saved meanwhile. Nil when nothing was written.
+    public func explainIfMissing(_ latent: Int, shouldStop: () -> Bool) throws -> ExplanationVersion? {
+        let store = try explanations()
+        let before = store.current(latent)
+        guard !store.history(latent).contains(where: { $0.source == .llm }), ExplanationSource.machineMayReplace(before) else { return nil }
+        if llmExplainerValue == nil {
+            let session = try session()
+            llmExplainerValue = try LLMExplainer(session: session, vocabulary: TokenVocabulary(tokenizer: session.tokenizer), prompt: try ExplainerPrompt.load())
+        }
+        let text = try llmExplainerValue!.explain(try record(latent))
+        guard !shouldStop(), store.current(latent)?.id == before?.id, !text.isEmpty else { return nil }
+        return try store.save(latent: latent, text: text, source: .llm)
+    }
+
+    // MARK: scoring
+
+    /// Per explained latent, the latent whose explanation is its shuffled control, over `current`.
+    public func shuffledPartners(_ current: [Int: ExplanationVersion]) throws -> [Int: (latent: Int, text: String)] {
+        ShuffledPartners.make(texts: current.mapValues(\.text), counts: try counts())
+            .compactMapValues { p in current[p].map { (p, $0.text) } }
+    }
+
+    /// What a score measures besides its own r.
+    public struct ScoreExtras: Sendable {
+        public var controls: Bool
+        public var lossDelta: Bool
+        public init(controls: Bool = true, lossDelta: Bool = true) { self.controls = controls; self.lossDelta = lossDelta }
+    }
+
+    /// Scores one explanation version: simulate it on the latent's held-out scoring set, then (as
+    /// asked) the controls with `partner`'s explanation as the shuffled one, then the loss delta of
+    /// splicing the simulation in, then store it. `shown` sees the scores as soon as they exist
+    /// (before the controls and the delta). Throws `SimulationCancelled`/`CancellationError` when
+    /// stopped; nothing is stored then.
+    @discardableResult
+    public func score(latent: Int, version: ExplanationVersion, backend: SimulatorBackend, kind: SimulatorKind, calibration: Calibration,
+                      partner: (latent: Int, text: String)?, extras: ScoreExtras = ScoreExtras(), shouldStop: @escaping () -> Bool,
+                      shown: (LatentScores, SimulationRecord) -> Void = { _, _ in }) throws -> (scores: LatentScores, record: SimulationRecord) {
+        let evaluator = try evaluator()
+        var (result, record) = try evaluator.evaluate(latent: latent, explanation: version, backend: backend, kind: kind,
+                                                      calibration: calibration, shouldStop: shouldStop)
+        shown(result, record)
+        if extras.controls {
+            result.controls = try evaluator.controls(latent: latent, own: version.text, shuffled: partner, backend: backend, kind: kind,
+                                                     calibration: calibration, shouldStop: shouldStop)
+        }
+        if extras.lossDelta {
+            result.lossDelta = try splice().singleLatentDelta(latent: latent, windows: record.windows.map(\.tokens),
+                                                              values: record.windows.map(\.simulated), shouldStop: shouldStop)
+        }
+        let stored = try scores().append(result, simulation: record)
+        return (stored, record)
+    }
+
+    /// A latent simulated on any text, per token in activation units (contexts of at most 64
+    /// tokens, like the scoring windows; the text's first 1024 tokens).
+    public func simulate(latent: Int, explanation: String, text: String, kind: SimulatorKind, calibration: Calibration,
+                         shouldStop: @escaping () -> Bool) throws -> [Float] {
+        let simulator = try simulator(kind)
+        let tokenizer = try session().tokenizer
+        let ids = Array(tokenizer.encode(text).prefix(1024))
+        let contexts = stride(from: 0, to: ids.count, by: 64).map { start -> SimulationContext in
+            let chunk = Array(ids[start..<min(start + 64, ids.count)])
+            return SimulationContext(tokens: chunk, texts: chunk.map { String(decoding: tokenizer.tokenBytes($0), as: UTF8.self) })
+        }
+        let expected = try simulator.simulate(latent: latent, explanation: explanation, contexts: contexts, mode: kind.promptMode, shouldStop: shouldStop)
+        return calibration.apply(expected, record: try record(latent), trainTokens: try cache().manifest.trainTokens).flatMap { $0 }
+    }
+
+    // MARK: the rewrite
+
+    /// The partial rewrite with `options.mode`'s simulator (`RewriteExperiment`).
+    public func rewrite(_ options: RewriteOptions, progress: @escaping (RewriteExperiment.Progress) -> Void,
+                        shouldStop: @escaping () -> Bool) throws -> RewriteReport {
+        let experiment = try RewriteExperiment(workspace: workspace, splice: try splice(), backend: try simulator(options.mode),
+                                               tokenText: try tokenText(), options: options)
+        return try experiment.run(progress: progress, shouldStop: shouldStop)
+    }
+}

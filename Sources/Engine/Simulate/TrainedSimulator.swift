@@ -1,0 +1,181 @@
+import Formats
+import Foundation
+import Kernels
+import Model
+import Storage
+import Tokenizer
+
+/// The frozen model read at the context positions of `prompt + explanation + context`: per
+/// context, rows × `featureCount` floats (the layout in `TrainedSimulatorConfig`).
+///
+/// The prompt's prefix runs once per explanation into a prefix cache (from where it differs from
+/// the previous one); contexts run batched as suffixes in cache slots holding a copy of it, as in
+/// `LocalSimulator`. The model runs only up to the last layer read.
+public final class HiddenStateReader: @unchecked Sendable {
+    public let session: Session
+    public let layers: [Int]
+    public let prompt: String
+    public var maxSequencesPerBatch = 16
+    public let featureCount: Int
+    private let prompts = PromptCache()
+    private let lock = NSLock()
+
+    public init(session: Session, layers: [Int], prompt: String) throws {
+        let n = session.model.config.layers
+        guard !layers.isEmpty, layers.allSatisfy({ $0 >= 0 && $0 < n }), layers == layers.sorted(), Set(layers).count == layers.count else {
+            throw EngineError("trained simulator: layers \(layers) must be distinct, ascending and within the model's 0…\(n - 1)")
+        }
+        guard prompt.components(separatedBy: "{{explanation}}").count == 2 else {
+            throw EngineError("trained simulator: the prompt must hold {{explanation}} once")
+        }
+        self.session = session
+        self.layers = layers
+        self.prompt = prompt
+        featureCount = layers.count * session.model.config.dim + ExplanationMatch.featureNames.count
+    }
+
+    /// The prompt's tokens for an explanation (special tokens parsed in the prompt, not in the explanation).
+    public func prefix(explanation: String) -> [Int] {
+        let parts = prompt.components(separatedBy: "{{explanation}}")
+        let flat = explanation.trimmingCharacters(in: .whitespacesAndNewlines).split(whereSeparator: \.isNewline).joined(separator: " ")
+        let tok = session.tokenizer
+        return tok.encode(parts[0]) + (flat.isEmpty ? [] : tok.encode(flat, parseSpecial: false)) + tok.encode(parts[1])
+    }
+
+    /// Per context, its rows of features, row-major.
+    public func features(explanation: String, contexts: [SimulationContext], shouldStop: () -> Bool = { false }) throws -> [[Float]] {
+        try lock.withLock {
+            let model = session.model, d = model.config.dim, F = featureCount
+            let prefix = self.prefix(explanation: explanation), p = prefix.count
+            var out = contexts.map { [Float](repeating: 0, count: $0.tokens.count * F) }
+            let match = ExplanationMatch(explanation: explanation)
+            for (c, context) in contexts.enumerated() {
+                let m = match.features(texts: context.texts)
+                for t in m.indices { for j in m[t].indices { out[c][t * F + layers.count * d + j] = m[t][j] } }
+            }
+            let jobs = contexts.indices.filter { !contexts[$0].tokens.isEmpty }
+            guard !jobs.isEmpty else { return out }
+            let longest = jobs.map { contexts[$0].tokens.count }.max()!
+            guard longest <= model.batch else {
+                throw EngineError("trained simulator: a context of \(longest) tokens is longer than the model's batch of \(model.batch); use shorter contexts")
+            }
+            guard p + longest <= model.config.contextLength else {
+                throw EngineError("trained simulator: a prompt needs \(p + longest) positions but the model's context holds \(model.config.contextLength)")
+            }
+            let stop = layers.last!
+            try prompts.prepare(prefix, suffix: longest, model: model, hooks: ForwardHooks(stopAfterLayer: stop))
+            let slot = { (i: Int) in self.prompts.slot(i, model: model) }
+            var j = 0
+            while j < jobs.count {
+                if shouldStop() { throw SimulationCancelled() }
+                var end = j, rows = 0
+                while end < jobs.count, end - j < maxSequencesPerBatch, rows + contexts[jobs[end]].tokens.count <= model.batch {
+                    rows += contexts[jobs[end]].tokens.count
+                    end += 1
+                }
+                let batch = Array(jobs[j..<end])
+                // Rows arrive in order: every sequence of the batch, layer by layer.
+                let targets = batch.flatMap { c in contexts[c].tokens.indices.map { (c, $0) } }
+                var hooks = ForwardHooks(stopAfterLayer: stop)
+                for (li, layer) in layers.enumerated() {
+                    var next = 0
+                    hooks.layers[layer] = LayerHook(residual: { view in
+                        for r in 0..<view.rows where next + r < targets.count {
+                            let (c, t) = targets[next + r]
+                            let src = view.row(r)
+                            out[c].withUnsafeMutableBufferPointer { dst in
+                                let base = dst.baseAddress! + t * F + li * d
+                                for k in 0..<d { base[k] = src[k] }
+                            }
+                        }
+                        next += view.rows
+                    })
+                }
+                try model.forward(batch: batch.map { contexts[$0].tokens }, caches: batch.indices.map(slot), logits: .none, hooks: hooks)
+                j = end
+            }
+            return out
+        }
+    }
+}
+
+/// The trained simulator as a backend: features from `HiddenStateReader`, the latent's fold head,
+/// 9 × clamp(prediction, 0, 1) as the expected digit.
+public final class TrainedSimulator: SimulatorBackend, @unchecked Sendable {
+    public let config: TrainedSimulatorConfig
+    public let heads: [RidgeHead]
+    public let reader: HiddenStateReader
+    /// "trained <model> <first 8 hex digits of the head file's SHA-256>": a retrained head scores anew.
+    public let name: String
+
+    public init(config: TrainedSimulatorConfig, heads: [RidgeHead], session: Session, tag: String) throws {
+        let file = URL(fileURLWithPath: session.path).lastPathComponent
+        let model = file.hasSuffix(".gguf") ? String(file.dropLast(5)) : file
+        guard config.formatVersion == 1 else {
+            throw EngineError("trained simulator: format version \(config.formatVersion) is not 1; train it again with `loupe train-simulator`")
+        }
+        guard config.vocabSize == session.tokenizer.count, config.modelDim == session.model.config.dim else {
+            throw EngineError("trained simulator: it was trained on \(config.model) (vocabulary \(config.vocabSize), width \(config.modelDim)), not \(file); train it again with `loupe train-simulator`")
+        }
+        guard config.matchFeatures == ExplanationMatch.featureNames else {
+            throw EngineError("trained simulator: its match features \(config.matchFeatures) are not this Loupe's \(ExplanationMatch.featureNames); train it again")
+        }
+        guard heads.count == config.folds, heads.allSatisfy({ $0.weight.count == config.featureCount }) else {
+            throw EngineError("trained simulator: expected \(config.folds) heads of \(config.featureCount) weights; train it again")
+        }
+        self.config = config
+        self.heads = heads
+        reader = try HiddenStateReader(session: session, layers: config.layers, prompt: config.prompt)
+        name = "trained \(model) \(tag)"
+    }
+
+    /// Loads `simulator/` of a workspace.
+    public convenience init(workspace: Workspace, session: Session) throws {
+        guard workspace.hasTrainedSimulator else {
+            throw EngineError("the workspace at \(workspace.directory.path) has no trained simulator; train one with `loupe train-simulator` (or pass --simulator prompted-all)")
+        }
+        let config = try JSONFile.read(TrainedSimulatorConfig.self, from: workspace.simulatorConfigURL)
+        let file = try SafetensorsFile(path: workspace.simulatorHeadURL.path)
+        let heads = try (0..<config.folds).map { f in
+            RidgeHead(weight: try file.floats("fold\(f).weight", shape: [config.featureCount]),
+                      bias: try file.floats("fold\(f).bias", shape: [1])[0])
+        }
+        let tag = try SHA256.hexDigest(ofFile: workspace.simulatorHeadURL.path).prefix(8)
+        try self.init(config: config, heads: heads, session: session, tag: String(tag))
+    }
+
+    /// Writes the config and heads (each file whole, then renamed).
+    public static func save(config: TrainedSimulatorConfig, heads: [RidgeHead], to workspace: Workspace) throws {
+        try FileManager.default.createDirectory(at: workspace.simulatorDirectory, withIntermediateDirectories: true)
+        var tensors: [(name: String, shape: [Int], values: [Float])] = []
+        for (f, h) in heads.enumerated() {
+            tensors.append(("fold\(f).weight", [h.weight.count], h.weight))
+            tensors.append(("fold\(f).bias", [1], [h.bias]))
+        }
+        let tmp = workspace.simulatorHeadURL.path + ".tmp"
+        try SafetensorsFile.write(tensors, metadata: ["format": "loupe-trained-simulator"], to: tmp)
+        guard rename(tmp, workspace.simulatorHeadURL.path) == 0 else {
+            throw EngineError("cannot write \(workspace.simulatorHeadURL.path): \(String(cString: strerror(errno)))")
+        }
+        try JSONFile.write(config, to: workspace.simulatorConfigURL)
+    }
+
+    public func simulate(explanation: String, contexts: [SimulationContext], mode: SimulationMode,
+                         shouldStop: () -> Bool) throws -> [[Float]] {
+        try simulate(latent: nil, explanation: explanation, contexts: contexts, mode: mode, shouldStop: shouldStop)
+    }
+
+    /// Predictions (activation / max, clamped to 0…1) ×9. A latent is read by its fold's head; with
+    /// no latent (text not tied to one), head 0.
+    public func simulate(latent: Int?, explanation: String, contexts: [SimulationContext], mode: SimulationMode,
+                         shouldStop: () -> Bool) throws -> [[Float]] {
+        let head = heads[latent.map(config.fold(latent:)) ?? 0]
+        let features = try reader.features(explanation: explanation, contexts: contexts, shouldStop: shouldStop)
+        let F = config.featureCount
+        return zip(contexts, features).map { context, x in
+            x.withUnsafeBufferPointer { p in
+                context.tokens.indices.map { t in 9 * min(1, max(0, head.predict(p.baseAddress! + t * F))) }
+            }
+        }
+    }
+}

@@ -1,0 +1,81 @@
+import Foundation
+import Kernels
+
+/// The (MLP input, MLP output) pairs of one layer for a set of corpus windows, stored as fp16 in
+/// shard files so the transcoder can be trained — and its latents computed — without running
+/// the model again.
+///
+/// Layout of `<name>-NNNNN.f16`: `rows` records of `2·dim` little-endian fp16 values, the MLP
+/// input (after the pre-MLP norm) then the MLP output of one token; rows run through the shard's
+/// windows in order, `windowLength` per window. `<name>.json` lists the shards with their windows.
+/// Each shard is written to a temporary name and renamed, so a killed run leaves only whole
+/// shards, and a rerun starts at the first missing one.
+public struct ActivationStore: Sendable {
+    public struct Shard: Codable, Equatable, Sendable {
+        public var file: String
+        public var windows: [Int]
+    }
+
+    public struct Manifest: Codable, Equatable, Sendable {
+        public var layer: Int
+        public var dim: Int
+        public var windowLength: Int
+        public var shards: [Shard]
+
+        enum CodingKeys: String, CodingKey { case layer, dim, windowLength = "window_length", shards }
+    }
+
+    public let directory: URL
+    public let name: String
+    public let manifest: Manifest
+
+    public var manifestURL: URL { directory.appendingPathComponent("\(name).json") }
+
+    public var rowCount: Int { manifest.shards.reduce(0) { $0 + $1.windows.count } * manifest.windowLength }
+
+    /// Plans the shards of `windows` (`windowsPerShard` each) and opens or creates the store.
+    public init(directory: URL, name: String, layer: Int, dim: Int, windowLength: Int, windows: [Int], windowsPerShard: Int = 1024) throws {
+        self.directory = directory
+        self.name = name
+        let shards = stride(from: 0, to: windows.count, by: windowsPerShard).enumerated().map { n, start in
+            Shard(file: String(format: "%@-%05d.f16", name, n), windows: Array(windows[start..<min(start + windowsPerShard, windows.count)]))
+        }
+        manifest = Manifest(layer: layer, dim: dim, windowLength: windowLength, shards: shards)
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let url = directory.appendingPathComponent("\(name).json")
+        if let existing = try? JSONFile.read(Manifest.self, from: url), existing != manifest {
+            // A different plan (other layer, corpus or size): start over.
+            for s in existing.shards { try? FileManager.default.removeItem(at: directory.appendingPathComponent(s.file)) }
+        }
+        try JSONFile.write(manifest, to: url)
+    }
+
+    public func isComplete(_ shard: Shard) -> Bool {
+        let url = directory.appendingPathComponent(shard.file)
+        let bytes = (try? FileManager.default.attributesOfItem(atPath: url.path)[.size] as? Int) ?? -1
+        return bytes == shard.windows.count * manifest.windowLength * 2 * manifest.dim * 2
+    }
+
+    public var isComplete: Bool { manifest.shards.allSatisfy(isComplete) }
+
+    /// Reads one shard as fp32: inputs and outputs, each rows × dim.
+    public func read(_ shard: Shard) throws -> (x: FloatBuffer, y: FloatBuffer) {
+        let d = manifest.dim
+        let url = directory.appendingPathComponent(shard.file)
+        guard isComplete(shard), let data = FileManager.default.contents(atPath: url.path) else {
+            throw EngineError("activation shard \(url.path) is missing or incomplete; run `loupe build` again to redo it")
+        }
+        let rows = shard.windows.count * manifest.windowLength
+        let x = FloatBuffer(count: rows * d), y = FloatBuffer(count: rows * d)
+        data.withUnsafeBytes { raw in
+            let h = raw.bindMemory(to: Float16.self).baseAddress!
+            for r in 0..<rows {
+                for i in 0..<d {
+                    x.pointer[r * d + i] = Float(h[r * 2 * d + i])
+                    y.pointer[r * d + i] = Float(h[r * 2 * d + d + i])
+                }
+            }
+        }
+        return (x, y)
+    }
+}

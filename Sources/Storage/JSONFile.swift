@@ -1,0 +1,37 @@
+import Foundation
+import Tokenizer
+
+/// Reading and atomically writing JSON files with readable formatting.
+public enum JSONFile {
+    public static func write<T: Encodable>(_ value: T, to url: URL) throws {
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        try e.encode(value).write(to: url, options: .atomic)
+    }
+
+    public static func read<T: Decodable>(_ type: T.Type, from url: URL) throws -> T {
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw EngineError("cannot read \(url.path)")
+        }
+        do { return try JSONDecoder().decode(T.self, from: data) } catch {
+            throw EngineError("\(url.path) is not valid: \(error)")
+        }
+    }
+
+    /// A JSON string literal: quotes, backslashes and control characters (and DEL) escaped.
+    public static func quote(_ s: String) -> String {
+        var out = "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where u.value < 0x20 || u.value == 0x7F: out += String(format: "\\u%04x", u.value)
+            default: out.unicodeScalars.append(u)
+            }
+        }
+        return out + "\""
+    }
+}
