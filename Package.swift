@@ -44,5 +44,6 @@ let package = Package(
         .testTarget(name: "ExplorerTests", dependencies: ["Explorer", "Terminal", "Engine", "Formats"], exclude: ["Snapshots"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Formats", "Tokenizer", "Engine", "LoupeCLI"],
                     resources: [.copy("Golden")]),
+        .testTarget(name: "LoupeCLITests", dependencies: ["LoupeCLI", "Terminal"]),
     ]
 )
