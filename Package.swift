@@ -58,5 +58,6 @@ let package = Package(
         .testTarget(name: "ExplorerTests", dependencies: ["Explorer", "Terminal", "Engine", "EngineAPI", "Storage", "Formats"], exclude: ["Snapshots"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Formats", "Tokenizer", "Engine", "Storage", "LoupeCLI"],
                     resources: [.copy("Golden")]),
+        .testTarget(name: "LoupeCLITests", dependencies: ["LoupeCLI", "Terminal"]),
     ]
 )

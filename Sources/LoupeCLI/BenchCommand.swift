@@ -22,7 +22,7 @@ enum BenchCommand {
         let tokens = try a.int("--tokens", default: 256, range: 1...8192)
         let runs = try a.int("--runs", default: 7, range: 1...1000)
         let threads = try a.int("--threads", default: Parallel.threads, range: 1...256)
-        if a.peekFirst == "ui" { return try UIBench.run(&a, json: json) }
+        if a.peekFirst == "ui" { return try UIBenchCommand.run(&a, json: json) }
         if a.peekFirst == "simulate" { Parallel.threads = threads; return try SimulateCommand.bench(&a, json: json, modelPath: modelPath) }
         if a.peekFirst == "kernels" { return try KernelBench.run(&a, json: json, threads: threads, runs: runs) }
         let what = try a.positionals()

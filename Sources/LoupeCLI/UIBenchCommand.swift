@@ -4,8 +4,9 @@ import Foundation
 import Storage
 import Terminal
 
-/// `loupe bench ui`: startup-to-first-frame and key-to-frame latency on a real workspace.
-enum UIBench {
+/// `loupe bench ui`: runs the explorer's `UIBenchmark` (startup-to-first-frame and key-to-frame latency on a real
+/// workspace) and prints its figures with the method.
+enum UIBenchCommand {
     static func run(_ a: inout Arguments, json: Bool) throws {
         let modelPath = try a.option("--model")
         let named = try a.option("--workspace")
