@@ -1,4 +1,5 @@
 import Foundation
+import LoupeTestSupport
 import XCTest
 @testable import Engine
 
@@ -172,7 +173,7 @@ final class ExplanationStoreTests: XCTestCase {
     /// The real crash: a child process saves in a tight loop and is SIGKILLed at a random moment.
     /// Every line but possibly the last parses, and what reads back is a prefix of what it wrote.
     func testWriterKilledMidSaveLeavesAPrefix() throws {
-        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("loupe")
+        let binary = BuildProducts.executable("loupe")
         guard FileManager.default.isExecutableFile(atPath: binary.path) else { throw XCTSkip("no loupe binary beside the tests") }
         var rng = SystemRandomNumberGenerator()
         var total = 0

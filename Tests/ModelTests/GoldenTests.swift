@@ -2,6 +2,7 @@ import Engine
 import Foundation
 import XCTest
 import Kernels
+import LoupeTestSupport
 @testable import LoupeCLI
 @testable import Model
 

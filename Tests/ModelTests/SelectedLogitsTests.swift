@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import LoupeTestSupport
 import XCTest
 @testable import Formats
 @testable import Model
@@ -16,7 +17,7 @@ final class SelectedLogitsTests: XCTestCase {
     /// The tiny model with a batch of 8 tokens, so inputs run in several chunks.
     func tinyModel() throws -> LlamaModel {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-tiny-\(UUID().uuidString).gguf").path
-        try TinyModel(seed: 7).write(to: path)
+        try TinyLlama(seed: 7).write(to: path)
         defer { try? FileManager.default.removeItem(atPath: path) }
         return try LlamaModel(gguf: GGUFFile(path: path), batch: 8)
     }
