@@ -37,7 +37,7 @@ let package = Package(
         .target(name: "LoupeTestSupport", dependencies: ["Model", "Formats", "Kernels"], path: "Tests/LoupeTestSupport"),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "LoupeTestSupport"], swiftSettings: native),
         .testTarget(name: "FormatsTests", dependencies: ["Formats"]),
-        .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "Formats", "Engine"],
+        .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "Formats", "LoupeTestSupport"],
                     resources: [.copy("Golden")]),
         .testTarget(name: "TranscoderTests", dependencies: ["Transcoder", "Kernels", "Formats", "LoupeTestSupport"],
                     resources: [.copy("Fixtures")], swiftSettings: native),
@@ -45,7 +45,8 @@ let package = Package(
         .testTarget(name: "TerminalTests", dependencies: ["Terminal"]),
         .testTarget(name: "ExplorerTests", dependencies: ["Explorer", "Terminal", "Engine", "Formats", "LoupeTestSupport"],
                     exclude: ["Snapshots"]),
-        .testTarget(name: "ModelTests", dependencies: ["Model", "Formats", "Tokenizer", "Engine", "LoupeCLI", "LoupeTestSupport"],
+        .testTarget(name: "ModelTests", dependencies: ["Model", "Formats", "Tokenizer", "LoupeTestSupport"],
                     resources: [.copy("Golden")]),
+        .testTarget(name: "LoupeCLITests", dependencies: ["LoupeCLI", "LoupeTestSupport"]),
     ]
 )

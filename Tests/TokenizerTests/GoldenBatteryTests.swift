@@ -1,6 +1,6 @@
 import Foundation
 import Formats
-import Engine
+import LoupeTestSupport
 import XCTest
 @testable import Tokenizer
 
@@ -20,7 +20,7 @@ final class GoldenBatteryTests: XCTestCase {
 
     /// The real model's GGUF, fetched on first use like every model test (CI starts without it).
     func loadModel() throws -> GGUFFile {
-        try GGUFFile(path: ModelFetch.ensureDefault(progress: { _ in }).path)
+        try GGUFFile(path: RealModel.path())
     }
 
     func loadBattery() throws -> Battery {
