@@ -35,13 +35,15 @@ let package = Package(
         .executableTarget(name: "loupe", dependencies: ["LoupeCLI"]),
         // Test-only: the tiny models, toy vocabulary, fixture corpus and seeded RNG the test targets share.
         .target(name: "LoupeTestSupport", dependencies: ["Model", "Formats", "Kernels"], path: "Tests/LoupeTestSupport"),
+        // Test-only: saves explanations in a loop until killed, for ExplanationStoreTests' crash test.
+        .executableTarget(name: "loupe-save-loop", dependencies: ["Engine"], path: "Tests/SaveLoop"),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "LoupeTestSupport"], swiftSettings: native),
         .testTarget(name: "FormatsTests", dependencies: ["Formats"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "Formats", "LoupeTestSupport"],
                     resources: [.copy("Golden")]),
         .testTarget(name: "TranscoderTests", dependencies: ["Transcoder", "Kernels", "Formats", "LoupeTestSupport"],
                     resources: [.copy("Fixtures")], swiftSettings: native),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "Tokenizer", "LoupeTestSupport"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "Tokenizer", "LoupeTestSupport", "loupe-save-loop"]),
         .testTarget(name: "TerminalTests", dependencies: ["Terminal"]),
         .testTarget(name: "ExplorerTests", dependencies: ["Explorer", "Terminal", "Engine", "Formats", "LoupeTestSupport"],
                     exclude: ["Snapshots"]),
