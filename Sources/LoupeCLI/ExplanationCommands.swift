@@ -15,7 +15,6 @@ enum ExplanationCommands {
         var rest = try a.positionals()
         guard !rest.isEmpty else { throw UserError(usage) }
         let sub = rest.removeFirst()
-        if sub == "__save-loop" { return try saveLoop(rest) }
         if delphi != nil && sub != "export" { throw UserError("explanations \(sub): --delphi belongs to export") }
         let manifest = try ws.load()
         let store = try ExplanationStore(workspace: ws)
@@ -75,19 +74,6 @@ enum ExplanationCommands {
             let id = "#\(v.id)".padding(toLength: 7, withPad: " ", startingAt: 0)
             let source = v.source.rawValue.padding(toLength: max(8, v.source.rawValue.count + 1), withPad: " ", startingAt: 0)
             Console.print((v.id == history.last!.id ? "* " : "  ") + id + v.timestamp + "  " + source + (v.text.isEmpty ? "(cleared)" : v.text))
-        }
-    }
-
-    /// Hidden, for the crash test: `__save-loop DIR TAG [COUNT]` saves "TAG save 0", "TAG save 1", …
-    /// for latents 0…4 in turn until killed (or COUNT versions are saved).
-    static func saveLoop(_ rest: [String]) throws {
-        guard rest.count >= 2 else { throw UserError("explanations __save-loop: give a folder and a tag") }
-        let count = rest.count > 2 ? Int(rest[2]) ?? Int.max : Int.max
-        let store = try ExplanationStore(directory: URL(fileURLWithPath: rest[0], isDirectory: true))
-        var i = 0
-        while i < count {
-            try store.save(latent: i % 5, text: "\(rest[1]) save \(i)", source: "test")
-            i += 1
         }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import LoupeTestSupport
 import XCTest
 @testable import Engine
 @testable import Storage
@@ -15,23 +16,13 @@ final class BuildResumeTests: XCTestCase {
 
     override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
 
-    var binary: URL { URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("loupe") }
+    var binary: URL { BuildProducts.executable("loupe") }
 
-    /// Public-domain prose (the Gettysburg Address and the Preamble), numbered so windows differ.
+    /// 60 copies of the fixture corpus.
     func corpusFile() throws -> String {
-        let text = """
-        Four score and seven years ago our fathers brought forth on this continent, a new nation, conceived in Liberty, \
-        and dedicated to the proposition that all men are created equal. Now we are engaged in a great civil war, testing \
-        whether that nation, or any nation so conceived and so dedicated, can long endure. We are met on a great battle-field \
-        of that war. We have come to dedicate a portion of that field, as a final resting place for those who here gave their \
-        lives that that nation might live. It is altogether fitting and proper that we should do this.
-        We the People of the United States, in Order to form a more perfect Union, establish Justice, insure domestic \
-        Tranquility, provide for the common defence, promote the general Welfare, and secure the Blessings of Liberty to \
-        ourselves and our Posterity, do ordain and establish this Constitution for the United States of America.
-        """
-        let url = dir.appendingPathComponent("corpus.txt")
-        try (1...60).map { "Copy \($0).\n" + text }.joined(separator: "\n\n").write(to: url, atomically: true, encoding: .utf8)
-        return url.path
+        let path = dir.appendingPathComponent("corpus.txt").path
+        try TinyWorkspace.writeCorpus(to: path, copies: 60)
+        return path
     }
 
     func arguments(_ workspace: String, _ corpus: String) -> [String] {

@@ -1,6 +1,6 @@
 import Foundation
 import Formats
-import Kernels
+import LoupeTestSupport
 import Model
 import Transcoder
 import XCTest
@@ -22,50 +22,12 @@ final class ContextAnalysisTests: XCTestCase {
     override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
 
     /// 48 letters plus "ab" and "abc" (merges "a b", "ab c"), as a byte-level BPE vocabulary.
-    static let vocabulary = Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUV").map(String.init) + ["ab", "abc"]
+    static let vocabulary = ToyVocabulary.letters.tokens
 
     /// A random 3-layer Llama of 50 tokens with a tokenizer, as a GGUF file.
     func writeTinyModel() throws -> String {
-        let (layers, dim, ffn, heads, kvHeads, vocab) = (3, 32, 48, 4, 2, Self.vocabulary.count)
-        let kvDim = dim / heads * kvHeads
-        var rng = SplitMix64(seed: 11)
-        func random(_ n: Int, _ scale: Float) -> [Float] {
-            (0..<n).map { _ in
-                let u = Float(rng.next() >> 40) / 16_777_216
-                return (2 * u - 1) * scale
-            }
-        }
-        var w = GGUFWriter()
-        w.set("general.architecture", .string("llama"))
-        w.set("llama.block_count", .uint32(UInt32(layers)))
-        w.set("llama.embedding_length", .uint32(UInt32(dim)))
-        w.set("llama.feed_forward_length", .uint32(UInt32(ffn)))
-        w.set("llama.attention.head_count", .uint32(UInt32(heads)))
-        w.set("llama.attention.head_count_kv", .uint32(UInt32(kvHeads)))
-        w.set("llama.context_length", .uint32(64))
-        w.set("llama.vocab_size", .uint32(UInt32(vocab)))
-        w.set("llama.rope.freq_base", .float32(10_000))
-        w.set("llama.attention.layer_norm_rms_epsilon", .float32(1e-5))
-        w.set("tokenizer.ggml.model", .string("gpt2"))
-        w.set("tokenizer.ggml.tokens", .array(Self.vocabulary.map { .string($0) }))
-        w.set("tokenizer.ggml.token_type", .array(Self.vocabulary.map { _ in .int32(1) }))
-        w.set("tokenizer.ggml.merges", .array([.string("a b"), .string("ab c")]))
-        w.addTensor("token_embd.weight", dims: [dim, vocab], values: random(vocab * dim, 1))
-        w.addTensor("output_norm.weight", dims: [dim], values: random(dim, 0.1).map { 1 + $0 })
-        for l in 0..<layers {
-            let p = "blk.\(l)."
-            w.addTensor(p + "attn_norm.weight", dims: [dim], values: random(dim, 0.1).map { 1 + $0 })
-            w.addTensor(p + "ffn_norm.weight", dims: [dim], values: random(dim, 0.1).map { 1 + $0 })
-            w.addTensor(p + "attn_q.weight", dims: [dim, dim], values: random(dim * dim, 0.5))
-            w.addTensor(p + "attn_k.weight", dims: [dim, kvDim], values: random(kvDim * dim, 0.5))
-            w.addTensor(p + "attn_v.weight", dims: [dim, kvDim], values: random(kvDim * dim, 0.3))
-            w.addTensor(p + "attn_output.weight", dims: [dim, dim], values: random(dim * dim, 0.3))
-            w.addTensor(p + "ffn_gate.weight", dims: [dim, ffn], values: random(ffn * dim, 0.3))
-            w.addTensor(p + "ffn_up.weight", dims: [dim, ffn], values: random(ffn * dim, 0.3))
-            w.addTensor(p + "ffn_down.weight", dims: [ffn, dim], values: random(dim * ffn, 0.2))
-        }
         let path = dir.appendingPathComponent("tiny.gguf").path
-        try w.write(to: path)
+        try TinyLlama(layers: 3, dim: 32, ffnDim: 48, contextLength: 64, seed: 11).write(to: path)
         return path
     }
 

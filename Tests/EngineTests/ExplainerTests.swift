@@ -1,8 +1,5 @@
 import Foundation
-import Formats
-import Kernels
-import Model
-import Tokenizer
+import LoupeTestSupport
 import XCTest
 @testable import Engine
 @testable import Storage
@@ -150,7 +147,8 @@ final class ExplainerTests: XCTestCase {
 
     func testLLMExplainerRunsOnATinyModel() throws {
         let path = dir.appendingPathComponent("tiny-chat.gguf").path
-        try TinyChatModel.write(to: path)
+        // The byte-level toy vocabulary has the ChatML control tokens; a context of 1024 holds the prompts.
+        try TinyLlama(dim: 32, ffnDim: 64, contextLength: 1024, vocabulary: .bytes, seed: 3).write(to: path)
         let session = try Session(modelPath: path)
         // The base model's tokens are this test's words; the explainer tokenizes their text itself.
         let prompt = ExplainerPrompt(system: "Explain the neuron.", user: "{examples}\nWhat does it detect?")
@@ -262,72 +260,4 @@ private final class StoppingReporter: BuildReporter {
     func end(_ step: String, summary: String) {}
     func note(_ message: String) {}
     var shouldStop: Bool { done >= stopAfter }
-}
-
-/// A tiny random Llama with a byte-level BPE tokenizer and the ChatML control tokens, written to a
-/// GGUF file by the test (the vocabulary as in the explorer's end-to-end fixture: the 256 byte
-/// tokens in GPT-2's alphabet, a few English merges, then the control tokens).
-private enum TinyChatModel {
-    static let (layers, dim, ffnDim, heads, kvHeads, contextLength) = (2, 32, 64, 4, 2, 1024)
-    static let merges = ["Ġ t", "h e", "Ġt he", "Ġ a", "i n", "e r", "o n", "a n", "r e", "e n", "Ġ s", "Ġ o", "a t", "o r",
-                         "e s", "Ġ w", "Ġ c", "i s", "e d", "Ġ p", "i t", "a l", "Ġ f", "Ġ b", "Ġ m", "x a", "xa m", "xam p", "l e"]
-    static let specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-
-    static func vocabulary() -> ([String], [Int]) {
-        var next: UInt32 = 256
-        var tokens: [String] = (0..<256).map { b in
-            if (0x21...0x7E).contains(b) || (0xA1...0xAC).contains(b) || (0xAE...0xFF).contains(b) { return String(Unicode.Scalar(UInt32(b))!) }
-            defer { next += 1 }
-            return String(Unicode.Scalar(next)!)
-        }
-        for merge in merges {
-            let joined = merge.split(separator: " ").joined()
-            if !tokens.contains(joined) { tokens.append(joined) }
-        }
-        let normal = tokens.count
-        tokens += specials
-        return (tokens, Array(repeating: 1, count: normal) + Array(repeating: 3, count: specials.count))
-    }
-
-    static func write(to path: String) throws {
-        var rng = SplitMix64(seed: 3)
-        func random(_ n: Int, scale: Float) -> [Float] {
-            (0..<n).map { _ in (Float(rng.next() >> 40) / 16_777_216 * 2 - 1) * scale }
-        }
-        let (tokens, types) = vocabulary()
-        let vocab = tokens.count, kvDim = dim / heads * kvHeads
-        var w = GGUFWriter()
-        w.set("general.architecture", .string("llama"))
-        w.set("llama.block_count", .uint32(UInt32(layers)))
-        w.set("llama.embedding_length", .uint32(UInt32(dim)))
-        w.set("llama.feed_forward_length", .uint32(UInt32(ffnDim)))
-        w.set("llama.attention.head_count", .uint32(UInt32(heads)))
-        w.set("llama.attention.head_count_kv", .uint32(UInt32(kvHeads)))
-        w.set("llama.context_length", .uint32(UInt32(contextLength)))
-        w.set("llama.vocab_size", .uint32(UInt32(vocab)))
-        w.set("llama.rope.freq_base", .float32(10_000))
-        w.set("llama.attention.layer_norm_rms_epsilon", .float32(1e-5))
-        w.set("tokenizer.ggml.model", .string("gpt2"))
-        w.set("tokenizer.ggml.pre", .string("gpt2"))
-        w.set("tokenizer.ggml.tokens", .array(tokens.map { .string($0) }))
-        w.set("tokenizer.ggml.token_type", .array(types.map { .int32(Int32($0)) }))
-        w.set("tokenizer.ggml.merges", .array(merges.map { .string($0) }))
-        w.set("tokenizer.ggml.eos_token_id", .uint32(UInt32(vocab - 1)))
-        w.set("tokenizer.ggml.add_bos_token", .bool(false))
-        w.addTensor("token_embd.weight", dims: [dim, vocab], values: random(vocab * dim, scale: 1))
-        w.addTensor("output_norm.weight", dims: [dim], values: random(dim, scale: 0.1).map { 1 + $0 })
-        for l in 0..<layers {
-            let p = "blk.\(l)."
-            w.addTensor(p + "attn_norm.weight", dims: [dim], values: random(dim, scale: 0.1).map { 1 + $0 })
-            w.addTensor(p + "ffn_norm.weight", dims: [dim], values: random(dim, scale: 0.1).map { 1 + $0 })
-            w.addTensor(p + "attn_q.weight", dims: [dim, dim], values: random(dim * dim, scale: 0.5))
-            w.addTensor(p + "attn_k.weight", dims: [dim, kvDim], values: random(kvDim * dim, scale: 0.5))
-            w.addTensor(p + "attn_v.weight", dims: [dim, kvDim], values: random(kvDim * dim, scale: 0.3))
-            w.addTensor(p + "attn_output.weight", dims: [dim, dim], values: random(dim * dim, scale: 0.3))
-            w.addTensor(p + "ffn_gate.weight", dims: [dim, ffnDim], values: random(ffnDim * dim, scale: 0.3))
-            w.addTensor(p + "ffn_up.weight", dims: [dim, ffnDim], values: random(ffnDim * dim, scale: 0.3))
-            w.addTensor(p + "ffn_down.weight", dims: [ffnDim, dim], values: random(dim * ffnDim, scale: 0.2))
-        }
-        try w.write(to: path)
-    }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import LoupeTestSupport
 import XCTest
 @testable import Engine
 @testable import Storage
@@ -173,14 +174,14 @@ final class ExplanationStoreTests: XCTestCase {
     /// The real crash: a child process saves in a tight loop and is SIGKILLed at a random moment.
     /// Every line but possibly the last parses, and what reads back is a prefix of what it wrote.
     func testWriterKilledMidSaveLeavesAPrefix() throws {
-        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("loupe")
-        guard FileManager.default.isExecutableFile(atPath: binary.path) else { throw XCTSkip("no loupe binary beside the tests") }
+        let binary = BuildProducts.executable("loupe-save-loop")
+        guard FileManager.default.isExecutableFile(atPath: binary.path) else { throw XCTSkip("no loupe-save-loop beside the tests") }
         var rng = SystemRandomNumberGenerator()
         var total = 0
         for round in 0..<4 {
             let p = Process()
             p.executableURL = binary
-            p.arguments = ["explanations", "__save-loop", logDir.path, "r\(round)"]
+            p.arguments = [logDir.path, "r\(round)"]
             p.standardOutput = FileHandle.nullDevice
             p.standardError = FileHandle.nullDevice
             try p.run()

@@ -1,6 +1,5 @@
 import Foundation
-import Formats
-import Kernels
+import LoupeTestSupport
 import Tokenizer
 import XCTest
 @testable import Engine
@@ -77,7 +76,7 @@ final class SimulatorTests: XCTestCase {
     // MARK: prompts in token space
 
     func testPrefixIsATokenPrefixOfEveryFullPromptInBothModes() throws {
-        let tok = try TinyLlama.tokenizer()
+        let tok = try TinySimulatorModel.tokenizer()
         for mode in SimulationMode.allCases {
             let template = try SimulatorTemplate(parsing: SimulatorTemplate.builtIn(mode), source: "built-in")
             let prompt = try SimulatorPrompt(template: template, mode: mode, explanation: "the word\n\"dog\" ", tokenizer: tok, chat: nil)
@@ -96,7 +95,7 @@ final class SimulatorTests: XCTestCase {
     }
 
     func testAllAtOnceRowsAreReadAtTheirTabs() throws {
-        let tok = try TinyLlama.tokenizer()
+        let tok = try TinySimulatorModel.tokenizer()
         let template = try SimulatorTemplate(parsing: SimulatorTemplate.builtIn(.allAtOnce), source: "built-in")
         let prompt = try SimulatorPrompt(template: template, mode: .allAtOnce, explanation: "x", tokenizer: tok, chat: nil)
         let texts = ["Hello", "\n", " the\tend", "<|im_end|>"]
@@ -111,7 +110,7 @@ final class SimulatorTests: XCTestCase {
     }
 
     func testLastTokenMarksTheJudgedTokenAndEndsWhereTheModelAnswers() throws {
-        let tok = try TinyLlama.tokenizer()
+        let tok = try TinySimulatorModel.tokenizer()
         let template = try SimulatorTemplate(parsing: SimulatorTemplate.builtIn(.lastToken), source: "built-in")
         let prompt = try SimulatorPrompt(template: template, mode: .lastToken, explanation: "x", tokenizer: tok, chat: nil)
         let s = prompt.judging(context(farmer), position: 2)
@@ -125,10 +124,10 @@ final class SimulatorTests: XCTestCase {
     // MARK: the local simulator on a tiny model
 
     func testDigitsAreFoundAndAMissingOneIsAnError() throws {
-        let sim = try LocalSimulator(session: Session(modelPath: TinyLlama.write(to: dir)), promptDirectory: dir)
+        let sim = try LocalSimulator(session: Session(modelPath: TinySimulatorModel.write(to: dir)), promptDirectory: dir)
         XCTAssertEqual(sim.digitIds, Array(48...57), "byte tokens: id = byte")
         XCTAssertEqual(sim.name, "local tiny")
-        let broken = try TinyLlama.write(to: dir, name: "no-seven", spellSeven: "77")
+        let broken = try TinySimulatorModel.write(to: dir, name: "no-seven", spellSeven: "77")
         XCTAssertThrowsError(try LocalSimulator(session: Session(modelPath: broken))) { error in
             XCTAssertTrue("\(error)".contains("the digit 7 is not a single token"), "\(error)")
         }
@@ -149,7 +148,7 @@ final class SimulatorTests: XCTestCase {
     /// The expected digits through the prefix cache and batching equal those of each whole prompt
     /// run from an empty cache, in both modes, with chunks small enough that long suffixes run alone.
     func testPrefixCacheEqualsWholePromptsInBothModes() throws {
-        let path = try TinyLlama.write(to: dir)
+        let path = try TinySimulatorModel.write(to: dir)
         let contexts = [context(farmer), context([" and", " then", " he", " left", "\n"]), context([]), context(["Yes", ","])]
         for batch in [64, 512] {
             let sim = try LocalSimulator(session: Session(modelPath: path, batch: batch), promptDirectory: dir)
@@ -172,7 +171,7 @@ final class SimulatorTests: XCTestCase {
     }
 
     func testShouldStopCancels() throws {
-        let sim = try LocalSimulator(session: Session(modelPath: TinyLlama.write(to: dir)), promptDirectory: dir)
+        let sim = try LocalSimulator(session: Session(modelPath: TinySimulatorModel.write(to: dir)), promptDirectory: dir)
         XCTAssertThrowsError(try sim.simulate(explanation: "x", contexts: [context(farmer)], mode: .lastToken, shouldStop: { true })) {
             XCTAssertTrue($0 is SimulationCancelled)
         }
@@ -200,7 +199,7 @@ final class SimulatorTests: XCTestCase {
     }
 
     func testQuantileIsMonotoneKeepsTiesAndZerosWhereTheDensitySays() {
-        var rng = SplitMix64(seed: 3)
+        var rng = SeededRNG(seed: 3)
         var simulated = (0..<5).map { _ in (0..<200).map { _ in Float(rng.next() % 90) / 10 } }
         simulated[2][7] = 9.5
         let out = Calibration.quantile.apply(simulated, distribution: distribution).flatMap { $0 }
@@ -265,81 +264,20 @@ final class SimulatorTests: XCTestCase {
     }
 }
 
-/// A tiny random Llama whose tokenizer is byte-level BPE over all 256 bytes (so the digits, tab and
-/// newline are single tokens, id = byte), a few merges, and the ChatML control tokens. No chat
-/// template in the file: prompts use plain ChatML.
-enum TinyLlama {
-    static let merges = ["Ġ t", "h e", "Ġt he", "Ġ a", "i n", "e r", "o n", "a n", "r e", "Ġ f", "Ġ d", "o g", "Ġd og"]
-    static let specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-
-    /// GPT-2's printable spelling of each byte (a space is "Ġ", a newline "Ċ").
-    static let byteScalars: [Unicode.Scalar] = {
-        var next: UInt32 = 256
-        return (0..<256).map { b in
-            if (0x21...0x7E).contains(b) || (0xA1...0xAC).contains(b) || (0xAE...0xFF).contains(b) { return Unicode.Scalar(UInt32(b))! }
-            defer { next += 1 }
-            return Unicode.Scalar(next)!
-        }
-    }()
-
-    /// Tokens and GGUF types; `spellSeven` replaces the byte token "7" (to make a vocabulary whose 7 is no single token).
-    static func vocabulary(spellSeven: String? = nil) -> ([String], [Int]) {
-        var tokens = byteScalars.map { String($0) }
-        if let spellSeven { tokens[55] = spellSeven }
-        for m in merges {
-            let p = m.split(separator: " ").map(String.init)
-            if !tokens.contains(p[0] + p[1]) { tokens.append(p[0] + p[1]) }
-        }
-        let normal = tokens.count
-        return (tokens + specials, Array(repeating: 1, count: normal) + Array(repeating: 3, count: specials.count))
-    }
-
+/// The simulator tests' tiny random Llama: the byte-level toy vocabulary (so the digits, tab and
+/// newline are single tokens, id = byte, and the ChatML control tokens are there), a 4096-position
+/// context. No chat template in the file: prompts use plain ChatML.
+enum TinySimulatorModel {
     static func tokenizer() throws -> BPETokenizer {
-        let (tokens, types) = vocabulary()
-        return try BPETokenizer(tokens: tokens, tokenTypes: types, merges: merges, preTokenizer: "gpt2", bosId: nil, eosId: nil, addBOS: false)
+        let v = ToyVocabulary.bytes
+        return try BPETokenizer(tokens: v.tokens, tokenTypes: v.types, merges: v.merges, preTokenizer: "gpt2", bosId: nil, eosId: nil, addBOS: false)
     }
 
-    /// Writes `<name>.gguf` in `dir`: 2 layers, width 32, a 4096-position context.
+    /// Writes `<name>.gguf` in `dir`; `spellSeven` replaces the byte token "7" (to make a vocabulary whose 7 is no single token).
     static func write(to dir: URL, name: String = "tiny", spellSeven: String? = nil) throws -> String {
-        let (layers, dim, ffn, heads, kvHeads) = (2, 32, 48, 4, 2)
-        let (tokens, types) = vocabulary(spellSeven: spellSeven)
-        let vocab = tokens.count, kvDim = dim / heads * kvHeads
-        var rng = SplitMix64(seed: 17)
-        func random(_ n: Int, _ scale: Float) -> [Float] {
-            (0..<n).map { _ in (2 * Float(rng.next() >> 40) / 16_777_216 - 1) * scale }
-        }
-        var w = GGUFWriter()
-        w.set("general.architecture", .string("llama"))
-        w.set("llama.block_count", .uint32(UInt32(layers)))
-        w.set("llama.embedding_length", .uint32(UInt32(dim)))
-        w.set("llama.feed_forward_length", .uint32(UInt32(ffn)))
-        w.set("llama.attention.head_count", .uint32(UInt32(heads)))
-        w.set("llama.attention.head_count_kv", .uint32(UInt32(kvHeads)))
-        w.set("llama.context_length", .uint32(4096))
-        w.set("llama.vocab_size", .uint32(UInt32(vocab)))
-        w.set("llama.rope.freq_base", .float32(10_000))
-        w.set("llama.attention.layer_norm_rms_epsilon", .float32(1e-5))
-        w.set("tokenizer.ggml.model", .string("gpt2"))
-        w.set("tokenizer.ggml.pre", .string("gpt2"))
-        w.set("tokenizer.ggml.tokens", .array(tokens.map { .string($0) }))
-        w.set("tokenizer.ggml.token_type", .array(types.map { .int32(Int32($0)) }))
-        w.set("tokenizer.ggml.merges", .array(merges.map { .string($0) }))
-        w.addTensor("token_embd.weight", dims: [dim, vocab], values: random(vocab * dim, 1))
-        w.addTensor("output_norm.weight", dims: [dim], values: random(dim, 0.1).map { 1 + $0 })
-        for l in 0..<layers {
-            let p = "blk.\(l)."
-            w.addTensor(p + "attn_norm.weight", dims: [dim], values: random(dim, 0.1).map { 1 + $0 })
-            w.addTensor(p + "ffn_norm.weight", dims: [dim], values: random(dim, 0.1).map { 1 + $0 })
-            w.addTensor(p + "attn_q.weight", dims: [dim, dim], values: random(dim * dim, 0.5))
-            w.addTensor(p + "attn_k.weight", dims: [dim, kvDim], values: random(kvDim * dim, 0.5))
-            w.addTensor(p + "attn_v.weight", dims: [dim, kvDim], values: random(kvDim * dim, 0.3))
-            w.addTensor(p + "attn_output.weight", dims: [dim, dim], values: random(dim * dim, 0.3))
-            w.addTensor(p + "ffn_gate.weight", dims: [dim, ffn], values: random(ffn * dim, 0.3))
-            w.addTensor(p + "ffn_up.weight", dims: [dim, ffn], values: random(ffn * dim, 0.3))
-            w.addTensor(p + "ffn_down.weight", dims: [ffn, dim], values: random(dim * ffn, 0.2))
-        }
+        let vocabulary = spellSeven.map { ToyVocabulary.bytes.respelling(55, as: $0) } ?? .bytes
         let path = dir.appendingPathComponent(name + ".gguf").path
-        try w.write(to: path)
+        try TinyLlama(dim: 32, ffnDim: 48, contextLength: 4096, vocabulary: vocabulary, seed: 17).write(to: path)
         return path
     }
 }

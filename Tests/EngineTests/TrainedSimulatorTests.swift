@@ -1,5 +1,6 @@
 import Foundation
 import Kernels
+import LoupeTestSupport
 import Tokenizer
 import XCTest
 @testable import Engine
@@ -20,7 +21,7 @@ final class TrainedSimulatorTests: XCTestCase {
     override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
 
     func randomRows(_ rows: Int, _ d: Int, seed: UInt64) -> [Float] {
-        var g = SplitMix64(seed: seed)
+        var g = SeededRNG(seed: seed)
         return (0..<rows * d).map { _ in g.uniform(-1, 1) }
     }
 
@@ -45,7 +46,7 @@ final class TrainedSimulatorTests: XCTestCase {
         let (rows, d) = (600, 6)
         let x = randomRows(rows, d, seed: 3)
         let w: [Float] = [0.5, -1, 2, 0, 0.25, -0.75]
-        var g = SplitMix64(seed: 4)
+        var g = SeededRNG(seed: 4)
         let y = (0..<rows).map { r in (0..<d).reduce(Float(0.3)) { $0 + w[$1] * x[r * d + $1] } + g.uniform(-0.01, 0.01) }
         var s = RidgeStatistics(dim: d)
         x.withUnsafeBufferPointer { xp in y.withUnsafeBufferPointer { s.add(xp.baseAddress!, rows: rows, y: $0.baseAddress!) } }
@@ -131,7 +132,7 @@ final class TrainedSimulatorTests: XCTestCase {
         func explanation(_ m: Int) -> String { "fires on " + LexicalExplainer.quote(texts[m]) }
 
         func contexts(_ m: Int, count: Int, seed: UInt64) -> (contexts: [SimulationContext], truth: [[Float]]) {
-            var g = SplitMix64(seed: seed)
+            var g = SeededRNG(seed: seed)
             var out: [SimulationContext] = [], truth: [[Float]] = []
             for _ in 0..<count {
                 var picks = (0..<24).map { _ in Int(g.next() % UInt64(ids.count)) }
@@ -161,7 +162,7 @@ final class TrainedSimulatorTests: XCTestCase {
     }
 
     func synthetic() throws -> Synthetic {
-        let path = try TinyLlama.write(to: dir)
+        let path = try TinySimulatorModel.write(to: dir)
         let session = try Session(modelPath: path)
         let chars = Array("abcdefghijklmnopqrstuvwxyz0123456789")
         let ids = chars.map { session.tokenizer.encode(String($0), parseSpecial: false)[0] }

@@ -1,4 +1,5 @@
 import Foundation
+import LoupeTestSupport
 import XCTest
 
 /// The real `loupe` binary in tmux, on a workspace built in setUp (by `loupe build`) from a tiny
@@ -6,12 +7,13 @@ import XCTest
 /// `capture-pane` and is polled until what should show does.
 final class EndToEndTests: XCTestCase {
     var dir: URL!
-    var model: String { dir.appendingPathComponent("tiny.gguf").path }
-    var workspace: String { dir.appendingPathComponent("workspace").path }
+    var fixture: TinyWorkspace { TinyWorkspace(directory: dir) }
+    var model: String { fixture.model }
+    var workspace: String { fixture.workspace }
     var driver: TmuxDriver?
 
     /// `loupe`, built beside the test bundle.
-    var binary: URL { URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("loupe") }
+    var binary: URL { BuildProducts.executable("loupe") }
 
     override func setUpWithError() throws {
         guard FileManager.default.isExecutableFile(atPath: binary.path) else {
@@ -21,37 +23,14 @@ final class EndToEndTests: XCTestCase {
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-e2e-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         driver = try TmuxDriver(executable: tmux, directory: dir)
-        try buildWorkspace()
+        // 64 latents (k 4) on layer 1 of 2, a few thousand tokens.
+        try fixture.build(arguments: ["--tokens", "4096", "--latents", "64", "--k", "4", "--layer", "1",
+                                          "--eval-windows", "4", "--batch", "256"])
     }
 
     override func tearDownWithError() throws {
         driver?.kill()
         if let dir { try? FileManager.default.removeItem(at: dir) }
-    }
-
-    /// Model, corpus and `loupe build`: 64 latents (k 4) on layer 1 of 2, a few thousand tokens.
-    func buildWorkspace() throws {
-        try TinyFixture.writeModel(to: model)
-        let corpus = dir.appendingPathComponent("corpus.txt").path
-        try TinyFixture.writeCorpus(to: corpus)
-        let log = dir.appendingPathComponent("build.log")
-        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
-        let handle = try FileHandle(forWritingTo: log)
-        defer { try? handle.close() }
-        let p = Process()
-        p.executableURL = binary
-        p.arguments = ["build", "--workspace", workspace, "--model", model, "--corpus", corpus, "--tokens", "4096",
-                       "--latents", "64", "--k", "4", "--layer", "1", "--eval-windows", "4", "--batch", "256"]
-        p.standardInput = FileHandle.nullDevice
-        p.standardOutput = handle
-        p.standardError = handle
-        try p.run()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else {
-            let output = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
-            XCTFail("loupe build exited with status \(p.terminationStatus):\n\(output)")
-            throw TmuxDriver.DriverError("loupe build failed")
-        }
     }
 
     /// `loupe open` as a user starts it in a 256-colour tmux, plus extra environment and flags.

@@ -1,5 +1,6 @@
 import XCTest
 import Kernels
+import LoupeTestSupport
 
 final class AttentionTests: XCTestCase {
     func testCausalMatchesReference() {

@@ -1,5 +1,6 @@
 import XCTest
 import Kernels
+import LoupeTestSupport
 
 final class GemmTests: XCTestCase {
     /// Runs packed matmul and the reference on the same random data; returns (max diff, tolerance).

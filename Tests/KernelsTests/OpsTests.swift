@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import Kernels
+import LoupeTestSupport
 
 final class OpsTests: XCTestCase {
     func testFastExpRelativeError() {

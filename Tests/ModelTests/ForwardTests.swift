@@ -1,10 +1,11 @@
 import Foundation
+import LoupeTestSupport
 import XCTest
 @testable import Formats
 @testable import Model
 
 final class ForwardTests: XCTestCase {
-    var tiny = TinyModel(seed: 42)
+    var tiny = TinyLlama(seed: 42)
     var model: LlamaModel!
     let tokens = [3, 17, 42, 8, 8, 0, 49, 23, 11, 5, 30, 2, 19, 44, 7, 1, 36, 12, 9, 28, 40, 6, 33]
 

@@ -1,9 +1,10 @@
-import Engine
 import Foundation
+import Formats
 import Kernels
-@testable import LoupeCLI
+import LoupeTestSupport
+import Tokenizer
+import XCTest
 @testable import Model
-import Storage
 import XCTest
 
 /// The real SmolLM2 against Hugging Face transformers in fp32 on the same GGUF
@@ -18,12 +19,15 @@ final class GoldenTests: XCTestCase {
     }
     struct Golden: Decodable { let source: String; let cases: [Case] }
 
+    /// The real model and its tokenizer, loaded once.
+    struct Session { let model: LlamaModel; let tokenizer: BPETokenizer }
     nonisolated(unsafe) static var session: Session?
 
     func loadSession() throws -> Session {
         if let s = Self.session { return s }
         // Fetches the model on first use, as every command does.
-        let s = try Session(modelPath: nil)
+        let gguf = try GGUFFile(path: RealModel.path())
+        let s = try Session(model: LlamaModel(gguf: gguf), tokenizer: BPETokenizer(gguf: gguf))
         Self.session = s
         return s
     }

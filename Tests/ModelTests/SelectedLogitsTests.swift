@@ -1,8 +1,10 @@
-import Engine
+import Foundation
+import LoupeTestSupport
+import Tokenizer
+import XCTest
 @testable import Formats
 import Foundation
 @testable import Model
-import Storage
 import XCTest
 
 /// Logits of chosen rows only (`forward(…logitsAt:)`) equal the same rows of `.all`, for one sequence
@@ -17,7 +19,7 @@ final class SelectedLogitsTests: XCTestCase {
     /// The tiny model with a batch of 8 tokens, so inputs run in several chunks.
     func tinyModel() throws -> LlamaModel {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-tiny-\(UUID().uuidString).gguf").path
-        try TinyModel(seed: 7).write(to: path)
+        try TinyLlama(seed: 7).write(to: path)
         defer { try? FileManager.default.removeItem(atPath: path) }
         return try LlamaModel(gguf: GGUFFile(path: path), batch: 8)
     }
@@ -101,13 +103,13 @@ final class SelectedLogitsTests: XCTestCase {
     }
 
     func testChosenRowsEqualAllLogitsOnTheRealModel() throws {
-        guard FileManager.default.fileExists(atPath: ModelFetch.defaultPath.path) else { throw XCTSkip("the model is not in data/models") }
-        let session = try Session(modelPath: ModelFetch.defaultPath.path, batch: 32)
-        let model = session.model
+        guard let path = try? RealModel.path() else { throw XCTSkip("the model is not in data/models and could not be fetched") }
+        let gguf = try GGUFFile(path: path)
+        let model = try LlamaModel(gguf: gguf, batch: 32)
         let text = "The farmer fed the dog before sunrise, then walked the long road to the market in town, where he sold "
             + "eggs, cheese and a basket of apples to the baker, who paid him in silver coins and a loaf of bread. "
             + "On the way home it began to rain, so he waited under the old oak tree until the clouds had passed."
-        let ids = session.tokenizer.encode(text)
+        let ids = try BPETokenizer(gguf: gguf).encode(text)
         XCTAssertGreaterThan(ids.count, 2 * model.batch, "the sequence runs in several chunks")
         // Every fourth row, as the simulator's tabs, and runs of consecutive ones.
         let single = try checkSequence(model, ids, rows: Array(stride(from: 1, to: ids.count, by: 4)) + [ids.count - 1])

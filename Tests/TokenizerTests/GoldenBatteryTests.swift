@@ -1,7 +1,7 @@
-import Engine
-import Formats
 import Foundation
-import Storage
+import Formats
+import LoupeTestSupport
+import XCTest
 @testable import Tokenizer
 import XCTest
 
@@ -21,7 +21,7 @@ final class GoldenBatteryTests: XCTestCase {
 
     /// The real model's GGUF, fetched on first use like every model test (CI starts without it).
     func loadModel() throws -> GGUFFile {
-        try GGUFFile(path: ModelFetch.ensureDefault(progress: { _ in }).path)
+        try GGUFFile(path: RealModel.path())
     }
 
     func loadBattery() throws -> Battery {

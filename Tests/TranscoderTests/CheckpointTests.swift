@@ -1,6 +1,7 @@
 import Foundation
 import Formats
 import Kernels
+import LoupeTestSupport
 import XCTest
 @testable import Transcoder
 
@@ -9,7 +10,7 @@ final class CheckpointTests: XCTestCase {
 
     /// A transcoder with every parameter random (so a lost or swapped tensor shows).
     func randomTranscoder(seed: UInt64) -> Transcoder {
-        var rng = TestRNG(seed: seed)
+        var rng = SeededRNG(seed: seed)
         let t = Transcoder(config: cfg, seed: seed)
         for (_, _, buf) in t.namedParameters { for i in 0..<buf.count { buf[i] = 0.3 * rng.normal() } }
         t.parametersDidChange()
@@ -31,7 +32,7 @@ final class CheckpointTests: XCTestCase {
             XCTAssertEqual(a.name, b.name)
             XCTAssertEqual(bits(a.buffer), bits(b.buffer), a.name)
         }
-        var rng = TestRNG(seed: 2)
+        var rng = SeededRNG(seed: 2)
         let x = normalBuffer(10 * 16, &rng)
         let y1 = FloatBuffer(count: 160), y2 = FloatBuffer(count: 160)
         t.forward(x.pointer, rows: 10, into: y1.pointer)
@@ -44,7 +45,7 @@ final class CheckpointTests: XCTestCase {
     }
 
     func testResumeContinuesIdentically() throws {
-        var rng = TestRNG(seed: 3)
+        var rng = SeededRNG(seed: 3)
         let rows = 8
         let batches = (0..<6).map { _ in (normalBuffer(rows * 16, &rng), normalBuffer(rows * 16, &rng)) }
         let opts = TrainerOptions(warmupSteps: 2, auxkAlpha: 0.25, deadThresholdTokens: 10)

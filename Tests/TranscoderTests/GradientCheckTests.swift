@@ -1,5 +1,6 @@
 import Foundation
 import Kernels
+import LoupeTestSupport
 import XCTest
 @testable import Transcoder
 
@@ -44,7 +45,7 @@ final class GradientCheckTests: XCTestCase {
     }
 
     func check(auxkTrainsEncoder: Bool) throws {
-        var rng = TestRNG(seed: 11)
+        var rng = SeededRNG(seed: 11)
         let t = Transcoder(config: TranscoderConfig(dIn: d, numLatents: m, k: k, skipConnection: true), seed: 3)
         for (_, _, buf) in t.namedParameters { for i in 0..<buf.count { buf[i] = 0.4 * rng.normal() } }
         for j in 0..<m { t.encoderBias[j] += 1.5 }

@@ -1,12 +1,13 @@
 import Foundation
 import Kernels
+import LoupeTestSupport
 import XCTest
 @testable import Transcoder
 
 final class SelectionTests: XCTestCase {
     /// The vectorised ReLU + top-k against a full sort, on rows with ties, negatives and a ragged tail.
     func testTopKMatchesSort() {
-        var rng = TestRNG(seed: 9)
+        var rng = SeededRNG(seed: 9)
         for (n, k) in [(37, 5), (4608, 32), (100, 100), (64, 1)] {
             for _ in 0..<20 {
                 let row = (0..<n).map { _ in Float(Int(rng.next() % 41) - 20) / 4 }
@@ -34,7 +35,7 @@ final class SelectionTests: XCTestCase {
 
     /// Chunked encoding (rows > 256) agrees with the single-pass path that also returns pre-activations.
     func testEncodeChunksAgree() {
-        var rng = TestRNG(seed: 10)
+        var rng = SeededRNG(seed: 10)
         let t = Transcoder(config: TranscoderConfig(dIn: 24, numLatents: 96, k: 6), seed: 2)
         let rows = 600
         let x = normalBuffer(rows * 24, &rng)

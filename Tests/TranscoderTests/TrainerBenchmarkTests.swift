@@ -1,5 +1,6 @@
 import Foundation
 import Kernels
+import LoupeTestSupport
 import XCTest
 @testable import Transcoder
 
@@ -20,7 +21,7 @@ final class TrainerBenchmarkTests: XCTestCase {
         let d = 576, rows = 1024
         let cfg = TranscoderConfig(dIn: d, numLatents: 4608, k: 32, skipConnection: true)
         let t = Transcoder(config: cfg, seed: 1)
-        var rng = TestRNG(seed: 5)
+        var rng = SeededRNG(seed: 5)
         let x = normalBuffer(rows * d, &rng), y = normalBuffer(rows * d, &rng)
         var opts = TrainerOptions(warmupSteps: 0, deadThresholdTokens: 2048)
         opts.auxkAlpha = 1.0 / 32

@@ -1,5 +1,6 @@
 import Foundation
 import Kernels
+import LoupeTestSupport
 import XCTest
 @testable import Transcoder
 
@@ -11,7 +12,7 @@ final class TrainingTests: XCTestCase {
 
     struct SparseData {
         let dict: [Float], mix: [Float]
-        var rng: TestRNG
+        var rng: SeededRNG
         /// Fills x and y with `rows` fresh samples.
         mutating func batch(_ rows: Int, d: Int, atoms: Int, active: Int, x: FloatBuffer, y: FloatBuffer) {
             for b in 0..<rows {
@@ -20,7 +21,7 @@ final class TrainingTests: XCTestCase {
                 var used = Set<Int>()
                 while used.count < active { used.insert(Int(rng.next() % UInt64(atoms))) }
                 for a in used.sorted() {
-                    let z = Float(0.5 + 1.5 * rng.uniform())
+                    let z = Float(0.5 + 1.5 * rng.unit())
                     for i in 0..<d { yb[i] += z * dict[a * d + i] }
                 }
                 for i in 0..<d {
@@ -33,7 +34,7 @@ final class TrainingTests: XCTestCase {
     }
 
     func makeData(seed: UInt64) -> SparseData {
-        var rng = TestRNG(seed: seed)
+        var rng = SeededRNG(seed: seed)
         var dict = (0..<(atoms * d)).map { _ in rng.normal() }
         for a in 0..<atoms {
             let n = (0..<d).reduce(Float(0)) { $0 + dict[a * d + $1] * dict[a * d + $1] }.squareRoot()

@@ -1,4 +1,5 @@
 import Foundation
+import LoupeTestSupport
 import XCTest
 
 /// The real `loupe` binary, run as a user runs it, on the real model.
@@ -8,7 +9,7 @@ final class CommandLineTests: XCTestCase {
     func loupe(_ args: String...) throws -> Result { try loupe(args) }
 
     func loupe(_ args: [String]) throws -> Result {
-        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("loupe")
+        let binary = BuildProducts.executable("loupe")
         guard FileManager.default.isExecutableFile(atPath: binary.path) else { throw XCTSkip("no loupe binary beside the tests at \(binary.path)") }
         let p = Process()
         p.executableURL = binary

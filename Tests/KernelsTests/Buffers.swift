@@ -1,7 +1,5 @@
 import Kernels
-
-/// A small seeded generator so every test run sees the same numbers.
-typealias SeededRNG = SplitMix64
+import LoupeTestSupport
 
 /// A buffer of `count` uniform values in `range`.
 func randomBuffer(_ count: Int, _ rng: inout SeededRNG, in range: ClosedRange<Float> = -1...1) -> FloatBuffer {

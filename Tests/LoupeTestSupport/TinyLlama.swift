@@ -1,27 +1,31 @@
+import Formats
 import Foundation
-import Kernels
-import XCTest
-@testable import Formats
-@testable import Model
+import Model
 
-/// A tiny random Llama written to a GGUF file by the test itself, and a plain-loop reference
-/// forward pass over the same weights (independent of Loupe's kernels) to check against.
-struct TinyModel {
-    let config = LlamaConfig(layers: 2, dim: 64, ffnDim: 96, heads: 4, kvHeads: 2, vocabSize: 50,
-                             contextLength: 80, ropeBase: 10_000, normEps: 1e-5)
+/// A tiny random Llama with a toy tokenizer, written to a GGUF file by the test itself, and a
+/// plain-loop reference forward pass over the same weights (independent of Loupe's kernels).
+/// The weights are random: nothing here is meant to be meaningful, only deterministic.
+public struct TinyLlama {
+    public let config: LlamaConfig
+    public let vocabulary: ToyVocabulary
     /// Row-major [n][k] weights by GGUF name.
-    var tensors: [String: [Float]] = [:]
+    public var tensors: [String: [Float]] = [:]
 
-    init(seed: UInt64) {
-        var rng = SplitMix(seed: seed)
-        let c = config
+    public init(layers: Int = 2, dim: Int = 64, ffnDim: Int = 96, heads: Int = 4, kvHeads: Int = 2, contextLength: Int = 80,
+                vocabulary: ToyVocabulary = .letters, seed: UInt64) {
+        let c = LlamaConfig(layers: layers, dim: dim, ffnDim: ffnDim, heads: heads, kvHeads: kvHeads, vocabSize: vocabulary.count,
+                            contextLength: contextLength, ropeBase: 10_000, normEps: 1e-5)
+        config = c
+        self.vocabulary = vocabulary
+        var rng = SeededRNG(seed: seed)
         func random(_ n: Int, scale: Float) -> [Float] { (0..<n).map { _ in rng.normal() * scale } }
+        func gains() -> [Float] { (0..<c.dim).map { _ in 1 + 0.1 * rng.normal() } }
         tensors["token_embd.weight"] = random(c.vocabSize * c.dim, scale: 1)
-        tensors["output_norm.weight"] = (0..<c.dim).map { _ in 1 + 0.1 * rng.normal() }
+        tensors["output_norm.weight"] = gains()
         for l in 0..<c.layers {
             let p = "blk.\(l)."
-            tensors[p + "attn_norm.weight"] = (0..<c.dim).map { _ in 1 + 0.1 * rng.normal() }
-            tensors[p + "ffn_norm.weight"] = (0..<c.dim).map { _ in 1 + 0.1 * rng.normal() }
+            tensors[p + "attn_norm.weight"] = gains()
+            tensors[p + "ffn_norm.weight"] = gains()
             tensors[p + "attn_q.weight"] = random(c.dim * c.dim, scale: 0.3)
             tensors[p + "attn_k.weight"] = random(c.kvDim * c.dim, scale: 0.3)
             tensors[p + "attn_v.weight"] = random(c.kvDim * c.dim, scale: 0.15)
@@ -45,9 +49,10 @@ struct TinyModel {
         }
     }
 
-    func write(to path: String) throws {
+    /// Writes the model with its tokenizer (no BOS added; `<|endoftext|>` is BOS and EOS where the vocabulary has it).
+    public func write(to path: String) throws {
         var w = GGUFWriter()
-        let c = config
+        let c = config, v = vocabulary
         w.set("general.architecture", .string("llama"))
         w.set("llama.block_count", .uint32(UInt32(c.layers)))
         w.set("llama.embedding_length", .uint32(UInt32(c.dim)))
@@ -58,12 +63,22 @@ struct TinyModel {
         w.set("llama.vocab_size", .uint32(UInt32(c.vocabSize)))
         w.set("llama.rope.freq_base", .float32(c.ropeBase))
         w.set("llama.attention.layer_norm_rms_epsilon", .float32(c.normEps))
+        w.set("tokenizer.ggml.model", .string("gpt2"))
+        w.set("tokenizer.ggml.pre", .string("gpt2"))
+        w.set("tokenizer.ggml.tokens", .array(v.tokens.map { .string($0) }))
+        w.set("tokenizer.ggml.token_type", .array(v.types.map { .int32(Int32($0)) }))
+        w.set("tokenizer.ggml.merges", .array(v.merges.map { .string($0) }))
+        if let end = v.id(of: "<|endoftext|>") {
+            w.set("tokenizer.ggml.bos_token_id", .uint32(UInt32(end)))
+            w.set("tokenizer.ggml.eos_token_id", .uint32(UInt32(end)))
+        }
+        w.set("tokenizer.ggml.add_bos_token", .bool(false))
         for name in tensors.keys.sorted() { w.addTensor(name, dims: dims(name), values: tensors[name]!) }
         try w.write(to: path)
     }
 
     /// Logits of every position, by plain loops. `mlpOverride(layer, position, output)` may change an MLP output.
-    func referenceLogits(_ tokens: [Int], mlpOverride: ((Int, Int, inout [Float]) -> Void)? = nil) -> [[Float]] {
+    public func referenceLogits(_ tokens: [Int], mlpOverride: ((Int, Int, inout [Float]) -> Void)? = nil) -> [[Float]] {
         let c = config, d = c.dim, hd = c.headDim
         func matvec(_ w: [Float], _ x: [Float], rows: Int) -> [Float] {
             (0..<rows).map { r in (0..<x.count).reduce(Float(0)) { $0 + w[r * x.count + $1] * x[$1] } }
@@ -123,18 +138,8 @@ struct TinyModel {
     }
 }
 
-/// Deterministic random numbers for tests.
-typealias SplitMix = SplitMix64
-
-extension SplitMix64 {
-    mutating func uniform() -> Float { Float(next() >> 40) / Float(1 << 24) }
-    mutating func normal() -> Float {
-        let u = max(uniform(), 1e-7), v = uniform()
-        return (-2 * log(u)).squareRoot() * cos(2 * .pi * v)
-    }
-}
-
-func maxAbsDiff(_ a: [Float], _ b: [Float]) -> Float {
+/// max |a[i] − b[i]|.
+public func maxAbsDiff(_ a: [Float], _ b: [Float]) -> Float {
     precondition(a.count == b.count)
     return zip(a, b).reduce(Float(0)) { max($0, abs($1.0 - $1.1)) }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Kernels
+import LoupeTestSupport
 import XCTest
 @testable import Engine
 @testable import Storage
@@ -11,7 +12,7 @@ import Transcoder
 /// the transcoder's loss, an all-zero one at f = 1 the transcoder without latents, zero ablation
 /// matches the plain-loop reference forward, and the bootstrap statistics behave.
 final class RewriteTests: XCTestCase {
-    var tiny = TinyModel(seed: 5)
+    var tiny = TinyLlama(seed: 5)
     var model: LlamaModel!
     var transcoder: Transcoder!
     var splice: Splice!
@@ -27,7 +28,7 @@ final class RewriteTests: XCTestCase {
         transcoder = Transcoder(config: TranscoderConfig(dIn: 64, numLatents: 48, k: 4), seed: 3)
         // A transcoder starts with a zero decoder: give it random rows, and a non-zero decoder bias
         // so "no latents" differs from zero ablation.
-        var rng = SplitMix(seed: 9)
+        var rng = SeededRNG(seed: 9)
         for i in 0..<transcoder.m * transcoder.d { transcoder.decoderWeight[i] = 0.3 * rng.normal() }
         for j in 0..<transcoder.d { transcoder.decoderBias[j] = 0.05 * Float((j % 7) - 3) }
         transcoder.parametersDidChange()
@@ -181,7 +182,7 @@ final class RewriteTests: XCTestCase {
 /// The whole experiment (`RewriteExperiment.run`) on a hand-made workspace around the tiny model:
 /// windows, the simulation cache and its reuse, calibration, the settings and the report file.
 final class RewriteExperimentTests: XCTestCase {
-    var tiny = TinyModel(seed: 5)
+    var tiny = TinyLlama(seed: 5)
     var dir: URL!
     var splice: Splice!
     let layer = 1, latents = 48, k = 4, windowLength = 12
@@ -194,7 +195,7 @@ final class RewriteExperimentTests: XCTestCase {
         try tiny.write(to: path)
         let model = try LlamaModel(gguf: GGUFFile(path: path), batch: 32)
         let transcoder = Transcoder(config: TranscoderConfig(dIn: 64, numLatents: latents, k: k), seed: 3)
-        var rng = SplitMix(seed: 9)
+        var rng = SeededRNG(seed: 9)
         for i in 0..<latents * 64 { transcoder.decoderWeight[i] = 0.3 * rng.normal() }
         for j in 0..<64 { transcoder.decoderBias[j] = 0.05 * Float((j % 7) - 3) }
         transcoder.parametersDidChange()
