@@ -103,7 +103,7 @@ enum Drafts {
     struct File: Codable { var explanations: [String: String]; var lab: String }
 
     static func url(_ workspace: Workspace) -> URL {
-        workspace.directory.appendingPathComponent("explanations/drafts.json")
+        workspace.draftsURL
     }
 
     static func load(into state: inout AppState, workspace: Workspace) {

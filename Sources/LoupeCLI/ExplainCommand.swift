@@ -5,7 +5,7 @@ import Storage
 import Tokenizer
 
 /// `loupe explain`: explain many latents with the LLM or the lexical explainer, resumably (the
-/// explainers and the skipping rules are in Sources/Engine/Explainer.swift).
+/// explainers and the skipping rules are in Sources/Engine/Explain/).
 enum ExplainCommand {
     static func run(_ a: inout Arguments) throws {
         let json = a.flag("--json")
@@ -26,18 +26,13 @@ enum ExplainCommand {
         if kind == "lexical" && candidates > 1 { throw UserError("explain: --candidates belongs to --explainer llm") }
         guard temperature > 0 && temperature <= 5 else { throw UserError("explain: --temperature takes a number in (0, 5], not \(temperature)") }
 
-        let manifest = try ws.load()
-        guard FileManager.default.fileExists(atPath: ws.cacheDirectory.appendingPathComponent("cache.json").path) else {
-            throw UserError("explain: the workspace at \(ws.directory.path) has no latent cache yet; finish it with `loupe build`")
-        }
-        let cache = try LatentCache(directory: ws.cacheDirectory)
-        let counts = try LatentIndex.load(cache: cache).map(\.count)
+        let service = EngineService(workspace: ws, notice: Console.progress)
         let latents: [Int]
-        do { latents = try LatentSelection.resolve(spec, counts: counts) } catch let e as EngineError { throw UserError("explain: " + e.description) }
-        let store = try ExplanationStore(workspace: ws)
+        do { latents = try LatentSelection.resolve(spec, counts: try service.counts()) } catch let e as EngineError { throw UserError("explain: " + e.description) }
+        let store = try service.explanations()
 
         // The windows hold the workspace model's token ids; the explainer may be another model.
-        let basePath = try ModelFetch.resolve(manifest.model == ModelFetch.defaultPath.path ? nil : manifest.model, progress: Console.progress)
+        let basePath = try service.resolvedModelPath()
         let explainer: Explainer
         var heldOut: (evaluator: Evaluator, simulator: SimulatorBackend, kind: SimulatorKind)?
         var comparisons: [(chosen: Double?, greedy: Double?, lexical: Double?, chosenOrigin: String)] = []
@@ -64,10 +59,10 @@ enum ExplainCommand {
 
         let reporter = ProgressBar()
         let clearLine = isatty(STDERR_FILENO) != 0 && isatty(STDOUT_FILENO) != 0
-        let summary = try ExplainJob.run(latents: latents, explainer: explainer, cache: cache, store: store, redo: redo, reporter: reporter) { latent, text in
+        let summary = try ExplainJob.run(latents: latents, explainer: explainer, records: service.record, store: store, redo: redo, reporter: reporter) { latent, text in
             guard !json else { return }
             if clearLine { FileHandle.standardError.write("\r\u{1B}[K".data(using: .utf8)!) }
-            if showPrompt, let llm = explainer as? LLMExplainer, let r = try? cache.record(latent) {
+            if showPrompt, let llm = explainer as? LLMExplainer, let r = try? service.record(latent) {
                 Console.print("--- latent \(latent) prompt (\(llm.lastPromptTokens) tokens) ---\n" + llm.promptText(r) + "\n---")
             }
             if let search = explainer as? SearchingExplainer {

@@ -3,7 +3,7 @@ import Foundation
 import Storage
 
 /// `loupe explanations show|set|export|import`: a workspace's explanations from the command line
-/// (the store and both file formats are described in Sources/Engine/Explanations.swift).
+/// (the store and both file formats are described in Sources/Storage/Explanations.swift).
 enum ExplanationCommands {
     static let usage = "explanations: use `show LATENT`, `set LATENT TEXT`, `export [FILE] [--delphi DIR]` or `import FILE|DIR` (see `loupe help`)"
 
@@ -43,12 +43,7 @@ enum ExplanationCommands {
             }
         case "import":
             guard rest.count == 1 else { throw UserError("explanations import: give one FILE (JSON) or DIR (delphi explanations)") }
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: rest[0], isDirectory: &isDirectory) else {
-                throw UserError("explanations import: \(rest[0]) does not exist")
-            }
-            let url = URL(fileURLWithPath: rest[0], isDirectory: isDirectory.boolValue)
-            let n = try isDirectory.boolValue ? store.importDelphi(from: url, module: module) : store.importJSON(from: url)
+            let n = try EngineService(workspace: ws).importExplanations(from: rest[0], module: module)
             if json { Console.print(JSON.object([("from", .string(rest[0])), ("imported", .int(n))]).text) } else {
                 Console.print("\(n) new or changed explanations imported from \(rest[0])")
             }

@@ -1,4 +1,5 @@
 import Foundation
+import Storage
 
 /// A problem the user can fix, with a message that says how. Printed as one line, exit status 1.
 public struct UserError: Error, CustomStringConvertible {
@@ -22,30 +23,14 @@ public indirect enum JSON: Equatable {
     /// Compact, single-line serialisation.
     public var text: String {
         switch self {
-        case let .object(pairs): return "{" + pairs.map { "\(JSON.quote($0.0)): \($0.1.text)" }.joined(separator: ", ") + "}"
+        case let .object(pairs): return "{" + pairs.map { "\(JSONFile.quote($0.0)): \($0.1.text)" }.joined(separator: ", ") + "}"
         case let .array(items): return "[" + items.map(\.text).joined(separator: ", ") + "]"
-        case let .string(s): return JSON.quote(s)
+        case let .string(s): return JSONFile.quote(s)
         case let .int(i): return String(i)
         case let .number(d): return d.isFinite ? "\(d)" : "null"
         case let .bool(b): return b ? "true" : "false"
         case .null: return "null"
         }
-    }
-
-    static func quote(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where u.value < 0x20: out += String(format: "\\u%04x", u.value)
-            default: out.unicodeScalars.append(u)
-            }
-        }
-        return out + "\""
     }
 }
 

@@ -3,7 +3,7 @@ import Foundation
 import Storage
 import Transcoder
 
-/// `loupe rewrite`: the partial rewrite on the workspace (Sources/Engine/Rewrite.swift and
+/// `loupe rewrite`: the partial rewrite on the workspace (Sources/Storage/RewriteReport.swift and
 /// RewriteExperiment.swift): a table of every setting with its CE, the delta over the base model
 /// and its bootstrap interval, and whether it can be told apart from zero ablation. Resumable:
 /// simulations are cached, so Ctrl-C and the same command again continue. `--per-latent` instead
@@ -41,24 +41,15 @@ enum RewriteCommand {
         let rest = try a.positionals()
         guard rest.isEmpty else { throw UserError("rewrite: unexpected '\(rest[0])'") }
 
-        let manifest = try ws.load()
-        guard manifest.isDone("cache") else {
-            throw UserError("rewrite: the workspace at \(ws.directory.path) has no latent cache yet; finish it with `loupe build`")
-        }
-        let session = try Session(modelPath: try SimulateCommand.modelFor(manifest, modelPath), batch: LocalSimulator.batchRows, progress: Console.progress)
-        let transcoder = try Transcoder.load(directory: ws.transcoderDirectory(layer: manifest.layer).path)
-        let splice = try Splice(model: session.model, transcoder: transcoder, layer: manifest.layer)
-        if perLatent { return try fillLatentDeltas(ws, splice: splice, json: json) }
+        let service = EngineService(workspace: ws, modelPath: modelPath, notice: Console.progress)
+        _ = try service.cache()
+        if perLatent { return try fillLatentDeltas(service, json: json) }
 
-        let backend = try Simulators.make(kind, workspace: ws, session: session)
-        let tokenizer = session.tokenizer
-        let experiment = try RewriteExperiment(workspace: ws, splice: splice, backend: backend,
-                                               tokenText: { String(decoding: tokenizer.tokenBytes($0), as: UTF8.self) }, options: options)
         let reporter = ProgressBar(quiet: json)
         var stage = ""
         let report: RewriteReport
         do {
-            report = try experiment.run(progress: { p in
+            report = try service.rewrite(options, progress: { p in
                 if p.stage != stage {
                     if !stage.isEmpty { reporter.end(stage, summary: "done") }
                     stage = p.stage
@@ -130,9 +121,10 @@ enum RewriteCommand {
 
     /// For every latent's latest score of its current explanation without a loss delta: the delta
     /// of replacing just that latent by its stored simulation on its scoring windows.
-    static func fillLatentDeltas(_ ws: Workspace, splice: Splice, json: Bool) throws {
-        let current = try ExplanationStore(workspace: ws).allCurrent()
-        let scores = try ScoreStore(workspace: ws)
+    static func fillLatentDeltas(_ service: EngineService, json: Bool) throws {
+        let current = try service.explanations().allCurrent()
+        let scores = try service.scores()
+        let splice = try service.splice()
         let todo = current.keys.sorted().compactMap { l -> LatentScores? in
             guard let s = scores.history(latent: l).last(where: { $0.version == current[l]!.id }), s.lossDelta == nil else { return nil }
             return s

@@ -3,11 +3,10 @@ import Formats
 import Foundation
 import Storage
 import Tokenizer
-import Transcoder
 
 /// `loupe score`: simulate each chosen latent's current explanation on its held-out scoring set and
-/// store the scores (the set, the metrics and the store are described in Sources/Engine/Scoring.swift
-/// and ScoreStore.swift). Resumable: a latent already scored for its current version with the same
+/// store the scores (the set, the metrics and the store are described in Sources/Storage/Scores.swift,
+/// Sources/Engine/Score/Evaluator.swift and Sources/Storage/ScoreStore.swift). Resumable: a latent already scored for its current version with the same
 /// mode, calibration and backend is skipped unless --redo. Ctrl-C stops after the latent in hand.
 enum ScoreCommand {
     static func run(_ a: inout Arguments) throws {
@@ -27,15 +26,11 @@ enum ScoreCommand {
         guard rest.isEmpty else { throw UserError("score: unexpected '\(rest[0])'; choose latents with --latents SPEC") }
         if serverModel != nil && url == nil { throw UserError("score: --simulator-model goes with --simulator-url URL") }
 
-        let manifest = try ws.load()
-        guard FileManager.default.fileExists(atPath: ws.cacheDirectory.appendingPathComponent("cache.json").path) else {
-            throw UserError("score: the workspace at \(ws.directory.path) has no latent cache yet; finish it with `loupe build`")
-        }
-        let cache = try LatentCache(directory: ws.cacheDirectory)
-        let counts = try LatentIndex.load(cache: cache).map(\.count)
+        let service = EngineService(workspace: ws, modelPath: modelPath, notice: Console.progress)
+        let counts = try service.counts()
         let chosen: [Int]
         do { chosen = try LatentSelection.resolve(spec, counts: counts) } catch let e as EngineError { throw UserError("score: " + e.description) }
-        let store = try ExplanationStore(workspace: ws)
+        let store = try service.explanations()
         let current = source.map { store.allLatest(source: $0) } ?? store.allCurrent()
         let latents = chosen.filter { current[$0] != nil }
         guard !latents.isEmpty else {
@@ -45,25 +40,20 @@ enum ScoreCommand {
             throw UserError("score: none of the \(chosen.count) latents chosen has an explanation; write them with `loupe explain` or `loupe explanations set`")
         }
 
-        let path = try SimulateCommand.modelFor(manifest, modelPath)
         // The workspace's model always runs locally: it is the model the loss deltas splice into.
-        let session = try Session(modelPath: path, batch: LocalSimulator.batchRows, progress: Console.progress)
-        let tokenizer = session.tokenizer
         let backend: SimulatorBackend
         if let url {
             guard let serverModel else { throw UserError("score: --simulator-url needs --simulator-model NAME (the model the server serves)") }
             guard kind != .trained else { throw UserError("score: a --simulator-url server runs the prompted protocol; use --simulator prompted-all or prompted-last with it") }
-            backend = try OpenAISimulator(url: url, model: serverModel, tokenizer: tokenizer, chat: try? ChatTemplate(gguf: GGUFFile(path: path)))
+            let path = try service.resolvedModelPath()
+            backend = try OpenAISimulator(url: url, model: serverModel, tokenizer: try service.session().tokenizer,
+                                          chat: try? ChatTemplate(gguf: GGUFFile(path: path)))
         } else {
-            backend = try Simulators.make(kind, workspace: ws, session: session)
+            backend = try service.simulator(kind)
         }
         // The shuffled control reads another latent's explanation of the same kind (the set scored).
-        let partners = ShuffledPartners.make(texts: current.mapValues(\.text), counts: counts)
-        let currentTexts = current
-        let splice = try Splice(model: session.model, transcoder: Transcoder.load(directory: ws.transcoderDirectory(layer: manifest.layer).path),
-                                layer: manifest.layer)
-        let evaluator = try Evaluator(workspace: ws, tokenizer: tokenizer)
-        let scores = try ScoreStore(workspace: ws)
+        let partners = try service.shuffledPartners(current)
+        let scores = try service.scores()
         func key(_ latent: Int) -> ScoreKey {
             ScoreKey(version: current[latent]!.id, mode: kind, calibration: calibration, backend: backend.name)
         }
@@ -76,26 +66,17 @@ enum ScoreCommand {
         reporter.begin("score", total: todo.count, unit: "latents")
         for latent in todo {
             if reporter.shouldStop { stopped = true; break }
-            var result: (LatentScores, SimulationRecord)
+            let result: (scores: LatentScores, record: SimulationRecord)
             do {
-                result = try evaluator.evaluate(latent: latent, explanation: current[latent]!, backend: backend, kind: kind,
-                                                calibration: calibration, shouldStop: { reporter.shouldStop })
-                if withControls {
-                    let partner = partners[latent].flatMap { p in currentTexts[p].map { (latent: p, text: $0.text) } }
-                    result.0.controls = try evaluator.controls(latent: latent, own: current[latent]!.text, shuffled: partner, backend: backend,
-                                                               kind: kind, calibration: calibration, shouldStop: { reporter.shouldStop })
-                }
-                if lossDelta {
-                    result.0.lossDelta = try splice.singleLatentDelta(latent: latent, windows: result.1.windows.map(\.tokens),
-                                                                  values: result.1.windows.map(\.simulated), shouldStop: { reporter.shouldStop })
-                }
+                result = try service.score(latent: latent, version: current[latent]!, backend: backend, kind: kind, calibration: calibration,
+                                           partner: partners[latent], extras: .init(controls: withControls, lossDelta: lossDelta),
+                                           shouldStop: { reporter.shouldStop })
             } catch is SimulationCancelled { stopped = true; break } catch is CancellationError { stopped = true; break }
-            try scores.append(result.0, simulation: result.1)
             scored += 1
-            reporter.advance(scored, detail: "latent \(latent) r=\(number(result.0.pearson))")
+            reporter.advance(scored, detail: "latent \(latent) r=\(number(result.scores.pearson))")
             if !json {
                 if clearLine { FileHandle.standardError.write("\r\u{1B}[K".data(using: .utf8)!) }
-                Console.print(line(result.0, text: current[latent]!.text))
+                Console.print(line(result.scores, text: current[latent]!.text))
             }
         }
         let seconds = Clock.now - started

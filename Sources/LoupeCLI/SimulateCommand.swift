@@ -23,26 +23,25 @@ enum SimulateCommand {
         let rest = try a.positionals()
         guard rest.isEmpty else { throw UserError("simulate: unexpected \(rest.joined(separator: " ")); quote the text of --text or --explanation") }
 
-        let manifest = try ws.load()
-        let cache = try LatentCache(directory: ws.cacheDirectory)
-        let record = try cache.record(latent)
+        let service = EngineService(workspace: ws, modelPath: modelPath, notice: Console.progress)
+        let record = try service.record(latent)
         let explanation: (text: String, label: String)
         if let given {
             explanation = (given, "given")
-        } else if let v = try ExplanationStore(workspace: ws).current(latent), !v.text.isEmpty {
+        } else if let v = try service.explanations().current(latent), !v.text.isEmpty {
             explanation = (v.text, "version #\(v.id), \(v.source)")
         } else {
             throw UserError("latent \(latent) has no explanation; write one with `loupe explanations set \(latent) TEXT` or run `loupe explain` (or pass --explanation TEXT)")
         }
-        let session = try Session(modelPath: try modelFor(manifest, modelPath), batch: LocalSimulator.batchRows, progress: Console.progress)
-        let backend = try Simulators.make(kind, workspace: ws, session: session)
+        let session = try service.session()
+        let backend = try service.simulator(kind)
 
         var items: [(context: SimulationContext, truth: [Float]?, window: LatentWindow?)] = []
         if let text {
             let ids = session.tokenizer.encode(text)
             guard !ids.isEmpty else { throw UserError("simulate: --text is empty") }
             // The true activations need the workspace's transcoder; without one they are left out.
-            let truth = (try? ContextAnalyzer(session: session, workspace: ws))
+            let truth = (try? service.analyzer())
                 .flatMap { try? $0.analyze(tokens: ids, maxTokens: ids.count).activations(of: latent) }
             items.append((context(ids, session.tokenizer), truth?.count == ids.count ? truth : nil, nil))
         } else {
@@ -63,7 +62,7 @@ enum SimulateCommand {
                                         suffixTokens: items.reduce(0) { $0 + $1.context.tokens.count }, batches: 1)
         }
         let seconds = Clock.now - started
-        let simulated = calibration.apply(out.expected, record: record, trainTokens: cache.manifest.trainTokens)
+        let simulated = calibration.apply(out.expected, record: record, trainTokens: try service.cache().manifest.trainTokens)
         let truths = items.compactMap(\.truth)
         let pearson = truths.count == items.count ? Detection.pearson(simulated.flatMap { $0 }, truths.flatMap { $0 }) : nil
         let tokens = items.reduce(0) { $0 + $1.context.tokens.count }
@@ -113,21 +112,21 @@ enum SimulateCommand {
         let what = try a.positionals()
         guard what == ["simulate"] else { throw UserError("bench simulate: unexpected \(what.dropFirst().joined(separator: " "))") }
 
-        let manifest = try ws.load()
-        let cache = try LatentCache(directory: ws.cacheDirectory)
-        let store = try ExplanationStore(workspace: ws)
-        let summaries = try LatentIndex.load(cache: cache)
+        let service = EngineService(workspace: ws, modelPath: modelPath, notice: Console.progress)
+        let store = try service.explanations()
+        let summaries = try service.summaries()
         let live = summaries.filter { $0.count > 0 }.map(\.latent)
         guard !live.isEmpty else { throw UserError("bench simulate: no latent of \(ws.directory.path) fires") }
         // Evenly spaced over the latents that fire, so the set does not depend on explanations written.
         let ids = (0..<min(latentCount, live.count)).map { live[$0 * live.count / min(latentCount, live.count)] }
-        let session = try Session(modelPath: try modelFor(manifest, modelPath), batch: LocalSimulator.batchRows, progress: Console.progress)
+        let cacheManifest = try service.cache().manifest
+        let session = try service.session()
         let simulator = try LocalSimulator(session: session)
 
         struct Case { let latent: Int; let explanation: String; let source: String; let record: LatentRecord; let contexts: [SimulationContext]; let truth: [[Float]] }
         var cases: [Case] = []
         for id in ids {
-            let r = try cache.record(id)
+            let r = try service.record(id)
             let windows = pick(r, count: windowCount)
             let current = store.current(id).flatMap { $0.text.isEmpty ? nil : $0 }
             let explanation = current?.text ?? lexical(summaries[id].topTokens, session.tokenizer)
@@ -200,7 +199,7 @@ enum SimulateCommand {
         func correlations(_ m: Measured) -> [Double?] { correlations(m.expected) }
         func correlations(_ expected: [[[Float]]]) -> [Double?] {
             cases.enumerated().map { i, c in
-                let sim = Calibration.none.apply(expected[i], record: c.record, trainTokens: cache.manifest.trainTokens)
+                let sim = Calibration.none.apply(expected[i], record: c.record, trainTokens: cacheManifest.trainTokens)
                 return Detection.pearson(sim.flatMap { $0 }, c.truth.flatMap { $0 })
             }
         }
@@ -217,7 +216,7 @@ enum SimulateCommand {
         let windowsUsed = cases.reduce(0) { $0 + $1.contexts.count }
         let explained = cases.filter { !$0.source.hasPrefix("lexical (bench)") }.count
         let method = "\(cases.count) latents (evenly spaced over the \(live.count) that fire), \(windowsUsed) cache windows of "
-            + "\(cache.manifest.displayLength) tokens (per latent up to \(windowCount): one per activation-quantile bin, highest first, then top windows), "
+            + "\(cacheManifest.displayLength) tokens (per latent up to \(windowCount): one per activation-quantile bin, highest first, then top windows), "
             + "\(predictions) predictions per mode; explanations: \(explained) current, \(cases.count - explained) lexical from the top tokens; "
             + "model \(simulator.name), \(Parallel.threads) threads, after one warm-up call. "
             + "All at once: one prompt per window, logits computed only at the rows' tabs, prefix run once per latent from where it differs from the previous latent's, "
@@ -307,10 +306,6 @@ enum SimulateCommand {
     }
 
     /// The workspace's model unless --model says otherwise (the default model is fetched on first use).
-    static func modelFor(_ m: WorkspaceManifest, _ explicit: String?) throws -> String {
-        try ModelFetch.resolve(explicit ?? (m.model == ModelFetch.defaultPath.path ? nil : m.model), progress: Console.progress)
-    }
-
     static func context(_ ids: [Int], _ tokenizer: BPETokenizer) -> SimulationContext {
         SimulationContext(tokens: ids, texts: ids.map { String(decoding: tokenizer.tokenBytes($0), as: UTF8.self) })
     }

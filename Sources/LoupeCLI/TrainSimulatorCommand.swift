@@ -3,7 +3,7 @@ import Foundation
 import Storage
 
 /// `loupe train-simulator`: the trained simulator's heads from the workspace's own explanations
-/// and cache windows (Sources/Engine/SimulatorTrainer.swift), saved to `simulator/`. Resumable:
+/// and cache windows (Sources/Engine/Simulate/SimulatorTrainer.swift), saved to `simulator/`. Resumable:
 /// Ctrl-C saves the statistics gathered, the same command continues.
 enum TrainSimulatorCommand {
     static func run(_ a: inout Arguments) throws {
@@ -28,13 +28,9 @@ enum TrainSimulatorCommand {
         }
         let rest = try a.positionals()
         guard rest.isEmpty else { throw UserError("train-simulator: unexpected '\(rest[0])'") }
-        let manifest = try ws.load()
-        guard FileManager.default.fileExists(atPath: ws.cacheDirectory.appendingPathComponent("cache.json").path) else {
-            throw UserError("train-simulator: the workspace at \(ws.directory.path) has no latent cache yet; finish it with `loupe build`")
-        }
-        let session = try Session(modelPath: try SimulateCommand.modelFor(manifest, modelPath), batch: LocalSimulator.batchRows,
-                                  progress: Console.progress)
-        let trainer = try SimulatorTrainer(workspace: ws, session: session, options: o)
+        let service = EngineService(workspace: ws, modelPath: modelPath, notice: Console.progress)
+        _ = try service.cache()
+        let trainer = try SimulatorTrainer(workspace: ws, session: try service.session(), options: o)
         let reporter = ProgressBar(quiet: json)
         var begun = false
         let config: TrainedSimulatorConfig

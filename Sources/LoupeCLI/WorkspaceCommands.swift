@@ -131,11 +131,10 @@ enum WorkspaceCommands {
         let windows = try a.int("--windows", default: 10, range: 0...1000)
         let rest = try a.positionals()
         guard rest.count == 1, let id = Int(rest[0]) else { throw UserError("latent: give one latent id, e.g. `loupe latent 42`") }
-        let m = try ws.load()
-        let cache = try LatentCache(directory: ws.cacheDirectory)
-        let r = try cache.record(id)
-        let path = try ModelFetch.resolve(modelPath ?? (m.model == ModelFetch.defaultPath.path ? nil : m.model), progress: Console.progress)
-        let tok = try BPETokenizer(gguf: .init(path: path))
+        let service = EngineService(workspace: ws, modelPath: modelPath, notice: Console.progress)
+        let cache = try service.cache()
+        let r = try service.record(id)
+        let tok = try service.tokenizer()
         let density = Double(r.count) / Double(max(cache.manifest.trainTokens, 1))
         if json {
             func win(_ w: LatentWindow) -> JSON {

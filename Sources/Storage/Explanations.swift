@@ -98,7 +98,7 @@ public final class ExplanationStore: @unchecked Sendable {
 
     /// Opens the store of a workspace (latent ids are checked against its manifest, if built).
     public convenience init(workspace: Workspace) throws {
-        try self.init(directory: workspace.directory.appendingPathComponent("explanations", isDirectory: true),
+        try self.init(directory: workspace.explanationsDirectory,
                       latents: (try? workspace.load())?.latents)
     }
 

@@ -147,12 +147,15 @@ public enum LatentRecordCoding {
 
 /// Reads a finished latent cache.
 public struct LatentCache: Sendable {
+    /// The manifest's file name in the cache folder; written last, so its presence means finished.
+    public static let manifestName = "cache.json"
+
     public let directory: URL
     public let manifest: CacheManifest
 
     public init(directory: URL) throws {
         self.directory = directory
-        manifest = try JSONFile.read(CacheManifest.self, from: directory.appendingPathComponent("cache.json"))
+        manifest = try JSONFile.read(CacheManifest.self, from: directory.appendingPathComponent(Self.manifestName))
     }
 
     /// The record of one latent (reads its block file).

@@ -106,7 +106,7 @@ public enum LatentIndex {
     static func isStale(_ url: URL, cache: LatentCache) -> Bool {
         let fm = FileManager.default
         guard let index = (try? fm.attributesOfItem(atPath: url.path))?[.modificationDate] as? Date else { return true }
-        let manifestURL = cache.directory.appendingPathComponent("cache.json")
+        let manifestURL = cache.directory.appendingPathComponent(LatentCache.manifestName)
         guard let manifest = (try? fm.attributesOfItem(atPath: manifestURL.path))?[.modificationDate] as? Date else { return false }
         return index < manifest
     }

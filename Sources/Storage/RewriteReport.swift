@@ -194,7 +194,7 @@ public struct RewriteReport: Codable, Equatable, Sendable {
     static let fileName = "report.json"
 
     public static func url(_ workspace: Workspace) -> URL {
-        workspace.directory.appendingPathComponent("rewrite", isDirectory: true).appendingPathComponent(fileName)
+        workspace.rewriteDirectory.appendingPathComponent(fileName)
     }
 
     /// The workspace's last report; nil when there is none.

@@ -51,7 +51,7 @@ public final class RewriteSimulationCache: @unchecked Sendable {
     public private(set) var skippedLines = 0
 
     public convenience init(workspace: Workspace) throws {
-        try self.init(url: workspace.directory.appendingPathComponent("rewrite", isDirectory: true).appendingPathComponent("simulations.jsonl"))
+        try self.init(url: workspace.rewriteDirectory.appendingPathComponent("simulations.jsonl"))
     }
 
     /// Reads what is cached (nothing when the file does not exist).

@@ -30,7 +30,7 @@ public final class ScoreStore: @unchecked Sendable {
     private var skipped = 0
 
     public convenience init(workspace: Workspace) throws {
-        try self.init(directory: workspace.directory.appendingPathComponent("explanations", isDirectory: true))
+        try self.init(directory: workspace.explanationsDirectory)
     }
 
     /// Opens the store in an explanations folder (created on the first append).

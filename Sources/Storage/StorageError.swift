@@ -20,7 +20,7 @@ public enum WorkspaceError: Error, Equatable, CustomStringConvertible {
         switch self {
         case .noWorkspace(let path): return "no workspace at \(path); build one with `loupe build --workspace \(path)`"
         case .noCache(let path): return "the workspace at \(path) has no latent cache yet; finish it with `loupe build --workspace \(path)`"
-        case .noLatent(let latent, let count): return "latent \(latent) does not exist (0…\(count - 1))"
+        case .noLatent(let latent, let count): return "latent \(latent) does not exist (this workspace has latents 0…\(count - 1))"
         }
     }
 }

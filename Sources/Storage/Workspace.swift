@@ -24,6 +24,13 @@ public struct Workspace: Sendable {
     public var activationsDirectory: URL { directory.appendingPathComponent("activations", isDirectory: true) }
     public var trainingDirectory: URL { directory.appendingPathComponent("training", isDirectory: true) }
     public var cacheDirectory: URL { directory.appendingPathComponent("cache", isDirectory: true) }
+    /// The explanation log and the score store (ExplanationStore, ScoreStore), and the explorer's drafts.
+    public var explanationsDirectory: URL { directory.appendingPathComponent("explanations", isDirectory: true) }
+    public var draftsURL: URL { explanationsDirectory.appendingPathComponent("drafts.json") }
+    /// The partial rewrite's report and its cached simulations.
+    public var rewriteDirectory: URL { directory.appendingPathComponent("rewrite", isDirectory: true) }
+    /// The trained simulator (TrainedSimulatorConfig) and its training statistics.
+    public var simulatorDirectory: URL { directory.appendingPathComponent("simulator", isDirectory: true) }
     public func transcoderDirectory(layer: Int) -> URL {
         directory.appendingPathComponent("transcoder/\(WorkspaceManifest.hookpoint(layer: layer))", isDirectory: true)
     }
@@ -31,7 +38,7 @@ public struct Workspace: Sendable {
     public var exists: Bool { FileManager.default.fileExists(atPath: manifestURL.path) }
 
     /// Whether the latent cache is finished (its `cache.json` is written last).
-    public var hasCache: Bool { FileManager.default.fileExists(atPath: cacheDirectory.appendingPathComponent("cache.json").path) }
+    public var hasCache: Bool { FileManager.default.fileExists(atPath: cacheDirectory.appendingPathComponent(LatentCache.manifestName).path) }
 
     public func load() throws -> WorkspaceManifest {
         guard exists else {

@@ -118,7 +118,7 @@ public struct LatentCacheBuilder {
                 progress(files.count - pending.count + n + 1, files.count)
             }
         }
-        try JSONFile.write(manifest, to: directory.appendingPathComponent("cache.json"))
+        try JSONFile.write(manifest, to: directory.appendingPathComponent(LatentCache.manifestName))
         return manifest
     }
 

@@ -38,6 +38,17 @@ public final class EngineService: @unchecked Sendable {
 
     // MARK: what is on disk
 
+    /// Forgets what was read of the workspace (after a build rewrote it).
+    public func reopen() {
+        manifestValue = nil
+        cacheValue = nil
+        blocks = []
+        evaluatorValue = nil
+        spliceValue = nil
+        analyzerValue = nil
+        simulators = [:]
+    }
+
     public func manifest() throws -> WorkspaceManifest {
         if let manifestValue { return manifestValue }
         let m = try workspace.load()
@@ -150,6 +161,23 @@ public final class EngineService: @unchecked Sendable {
 
     // MARK: explanations
 
+    /// The latent's current explanation, which a simulation needs (a cleared one simulates as the
+    /// token prior).
+    public func currentExplanation(_ latent: Int) throws -> ExplanationVersion {
+        guard let v = try explanations().current(latent) else { throw ServiceError.noExplanation(latent: latent) }
+        return v
+    }
+
+    /// Imports a JSON file (`{"<latent>": "text"}`) or a delphi explanations folder (`module`: its
+    /// files' prefix, default the workspace's hookpoint); returns how many were new or changed.
+    public func importExplanations(from path: String, module: String? = nil) throws -> Int {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw ServiceError.noImportFile(path) }
+        let url = URL(fileURLWithPath: path, isDirectory: isDirectory.boolValue)
+        let store = try explanations()
+        return try isDirectory.boolValue ? store.importDelphi(from: url, module: module) : store.importJSON(from: url)
+    }
+
     /// The LLM explainer's explanation of a latent that has none from it yet, saved with source
     /// `.llm` — unless a person's explanation is current (`ExplanationSource.machineMayReplace`)
     /// or one was saved meanwhile. Nil when nothing was written.
@@ -229,5 +257,39 @@ public final class EngineService: @unchecked Sendable {
         let experiment = try RewriteExperiment(workspace: workspace, splice: try splice(), backend: try simulator(options.mode),
                                                tokenText: try tokenText(), options: options)
         return try experiment.run(progress: progress, shouldStop: shouldStop)
+    }
+}
+
+/// What a job asked of the service cannot do; each says what to do instead.
+public enum ServiceError: Error, Equatable, CustomStringConvertible {
+    case noExplanation(latent: Int)
+    case noImportFile(String)
+
+    public var description: String {
+        switch self {
+        case .noExplanation(let latent):
+            return "latent \(latent) has no explanation to simulate; write one (e in the explorer, `loupe explanations set \(latent) TEXT`) or run `loupe explain`"
+        case .noImportFile(let path):
+            return "\(path) does not exist; give a JSON file ({\"<latent id>\": \"text\"}) or a delphi explanations folder"
+        }
+    }
+}
+
+public extension Vocabulary {
+    /// Every token's text for the explorer: special tokens by name; bytes that are not UTF-8 on
+    /// their own (part of a character) as <0xAB>.
+    init(tokenizer: BPETokenizer) {
+        var texts: [String] = []
+        texts.reserveCapacity(tokenizer.count)
+        var special = Set<Int>()
+        for id in 0..<tokenizer.count {
+            if tokenizer.isSpecial(id) {
+                special.insert(id)
+                texts.append(tokenizer.tokenString(id))
+            } else {
+                texts.append(String(validating: tokenizer.tokenBytes(id), as: UTF8.self) ?? tokenizer.display(id))
+            }
+        }
+        self.init(texts: texts, special: special)
     }
 }

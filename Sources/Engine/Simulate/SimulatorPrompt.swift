@@ -240,7 +240,7 @@ extension SimulatorTemplate {
         # Loupe's simulator prompt, "all at once" layout (`loupe simulate --mode all`).
         #
         # Edit freely: Loupe reads this file each time it simulates (a missing file falls back to the
-        # built-in copy in Sources/Engine/SimulatorPrompt.swift). Lines starting with '#' before the first
+        # built-in copy in Sources/Engine/Simulate/SimulatorPrompt.swift). Lines starting with '#' before the first
         # message are comments. A message starts with a line "=== system", "=== user" or "=== assistant"
         # and runs to the next such line; Loupe writes the messages in the simulator model's chat format
         # (ChatML for SmolLM2-135M-Instruct).
@@ -321,7 +321,7 @@ extension SimulatorTemplate {
         # Loupe's simulator prompt, "last token" layout (`loupe simulate --mode last`, the paper's protocol).
         #
         # Edit freely: Loupe reads this file each time it simulates (a missing file falls back to the
-        # built-in copy in Sources/Engine/SimulatorPrompt.swift). Lines starting with '#' before the first
+        # built-in copy in Sources/Engine/Simulate/SimulatorPrompt.swift). Lines starting with '#' before the first
         # message are comments. A message starts with a line "=== system", "=== user" or "=== assistant"
         # and runs to the next such line; Loupe writes the messages in the simulator model's chat format
         # (ChatML for SmolLM2-135M-Instruct).

@@ -81,7 +81,6 @@ public struct TrainedSimulatorConfig: Codable, Equatable, Sendable {
 
 /// Where a workspace keeps its trained simulator.
 public extension Workspace {
-    var simulatorDirectory: URL { directory.appendingPathComponent("simulator", isDirectory: true) }
     var simulatorConfigURL: URL { simulatorDirectory.appendingPathComponent("simulator.json") }
     var simulatorHeadURL: URL { simulatorDirectory.appendingPathComponent("head.safetensors") }
     var hasTrainedSimulator: Bool {
