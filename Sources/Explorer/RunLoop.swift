@@ -24,7 +24,7 @@ public enum Explorer {
     public static func run(_ options: Options, engine: any EngineClient) throws {
         let names = Theme.available()
         if let wanted = options.theme, !names.contains(wanted) {
-            throw EngineError("no theme `\(wanted)` in \(Theme.directory.path)" + (names.isEmpty ? "" : " (themes: \(names.joined(separator: ", ")))"))
+            throw ThemeError.noTheme(name: wanted, directory: Theme.directory.path, known: names)
         }
         let screen = try TerminalScreen(colorMode: options.colorMode)
         defer { screen.close() }

@@ -32,7 +32,7 @@ public struct Theme: Equatable, Sendable {
             let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false)[0].trimmingCharacters(in: .whitespaces)
             if line.isEmpty { continue }
             let parts = line.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-            guard parts.count == 2 else { throw EngineError("\(file):\(n + 1): expected `key = value`, got `\(line)`") }
+            guard parts.count == 2 else { throw ThemeError.notKeyValue(at: "\(file):\(n + 1)", line: line) }
             let (key, value) = (parts[0], parts[1])
             let at = "\(file):\(n + 1)"
             switch key {
@@ -41,15 +41,15 @@ public struct Theme: Equatable, Sendable {
             case "heat8": heat8 = try value.split(separator: " ").map { try Self.color(String($0), at: at) }
             default:
                 guard let role = Role(rawValue: key) else {
-                    throw EngineError("\(at): unknown key `\(key)` (known: name, heat, heat8, \(Role.allCases.map(\.rawValue).joined(separator: ", ")))")
+                    throw ThemeError.unknownKey(at: at, key: key, known: ["name", "heat", "heat8"] + Role.allCases.map(\.rawValue))
                 }
                 roles[role] = try Self.style(value, at: at)
             }
         }
         if let missing = Role.allCases.first(where: { roles[$0] == nil }) {
-            throw EngineError("\(file): role `\(missing.rawValue)` is not set")
+            throw ThemeError.roleNotSet(file: file, role: missing.rawValue)
         }
-        guard heat.count >= 2 else { throw EngineError("\(file): `heat` needs at least 2 colours") }
+        guard heat.count >= 2 else { throw ThemeError.tooFewHeatColours(file: file) }
         self.name = name
         self.roles = roles
         self.heat = heat
@@ -62,7 +62,7 @@ public struct Theme: Equatable, Sendable {
         if word == "default" { return .none }
         if let i = basicNames.firstIndex(of: word) { return .index(UInt8(i)) }
         guard let n = Int(word), (0...255).contains(n) else {
-            throw EngineError("\(at): `\(word)` is not a colour (0–255, default, or \(basicNames.joined(separator: "/")))")
+            throw ThemeError.notAColour(at: at, word: word, names: basicNames)
         }
         return .index(UInt8(n))
     }
@@ -74,7 +74,7 @@ public struct Theme: Equatable, Sendable {
         if let first = words.first, !flags.contains(first) { style.fg = try color(first, at: at); words = words.dropFirst() }
         if words.first == "on" {
             words = words.dropFirst()
-            guard let bg = words.first else { throw EngineError("\(at): `on` needs a colour") }
+            guard let bg = words.first else { throw ThemeError.onWithoutColour(at: at) }
             style.bg = try color(bg, at: at)
             words = words.dropFirst()
         }
@@ -84,7 +84,7 @@ public struct Theme: Equatable, Sendable {
             case "underline": style.underline = true
             case "reverse": style.reverse = true
             case "dim": style.dim = true
-            default: throw EngineError("\(at): unknown attribute `\(w)` (bold, underline, reverse, dim)")
+            default: throw ThemeError.unknownAttribute(at: at, word: String(w))
             }
         }
         return style
@@ -107,7 +107,7 @@ public struct Theme: Equatable, Sendable {
         let url = dir.appendingPathComponent(name + ".theme")
         guard let text = try? String(contentsOf: url, encoding: .utf8) else {
             let known = available(in: dir)
-            throw EngineError("no theme `\(name)` in \(dir.path)" + (known.isEmpty ? "" : " (themes: \(known.joined(separator: ", ")))"))
+            throw ThemeError.noTheme(name: name, directory: dir.path, known: known)
         }
         return try Theme(text: text, file: url.path)
     }

@@ -92,11 +92,11 @@ public enum UIBenchmark {
                 if !app.state.list.rows.isEmpty && firstRowsFrame.isNaN { firstRowsFrame = age0 + Clock.now - t0 }
                 if !app.state.list.rows.isEmpty && app.state.vocabulary != nil { firstListFrame = age0 + Clock.now - t0; break }
                 if app.state.message?.isError == true || app.state.missingWorkspace {
-                    throw EngineError("the workspace did not open: \(app.state.message?.text ?? "no workspace at \(workspace.directory.path); run `loupe build`")")
+                    throw UIBenchmarkError.didNotOpen(workspace: workspace.directory.path, message: app.state.message?.text)
                 }
             } else { usleep(200) }
         }
-        guard !app.state.list.rows.isEmpty else { throw EngineError("the workspace did not open within 30 s") }
+        guard !app.state.list.rows.isEmpty else { throw UIBenchmarkError.openTimedOut(seconds: 30) }
 
         var latencies: [Double] = []
         func press(_ key: Key) {

@@ -28,7 +28,7 @@ enum ExplainCommand {
 
         let service = EngineService(workspace: ws, notice: Console.progress)
         let latents: [Int]
-        do { latents = try LatentSelection.resolve(spec, counts: try service.counts()) } catch let e as EngineError { throw UserError("explain: " + e.description) }
+        do { latents = try LatentSelection.resolve(spec, counts: try service.counts()) } catch let e as LatentSelectionError { throw UserError("explain: " + e.description) }
         let store = try service.explanations()
 
         // The windows hold the workspace model's token ids; the explainer may be another model.

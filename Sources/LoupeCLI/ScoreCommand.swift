@@ -29,7 +29,7 @@ enum ScoreCommand {
         let service = EngineService(workspace: ws, modelPath: modelPath, notice: Console.progress)
         let counts = try service.counts()
         let chosen: [Int]
-        do { chosen = try LatentSelection.resolve(spec, counts: counts) } catch let e as EngineError { throw UserError("score: " + e.description) }
+        do { chosen = try LatentSelection.resolve(spec, counts: counts) } catch let e as LatentSelectionError { throw UserError("score: " + e.description) }
         let store = try service.explanations()
         let current = source.map { store.allLatest(source: $0) } ?? store.allCurrent()
         let latents = chosen.filter { current[$0] != nil }

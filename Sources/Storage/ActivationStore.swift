@@ -63,7 +63,7 @@ public struct ActivationStore: Sendable {
         let d = manifest.dim
         let url = directory.appendingPathComponent(shard.file)
         guard isComplete(shard), let data = FileManager.default.contents(atPath: url.path) else {
-            throw EngineError("activation shard \(url.path) is missing or incomplete; run `loupe build` again to redo it")
+            throw WorkspaceError.incompleteShard(path: url.path)
         }
         let rows = shard.windows.count * manifest.windowLength
         let x = FloatBuffer(count: rows * d), y = FloatBuffer(count: rows * d)

@@ -10,7 +10,7 @@ public enum AppendOnly {
             while done < raw.count {
                 let n = write(fd, raw.baseAddress! + done, raw.count - done)
                 if n < 0 && errno == EINTR { continue }
-                guard n > 0 else { throw EngineError("cannot write \(path): \(String(cString: strerror(errno)))") }
+                guard n > 0 else { throw LogError.cannotWrite(path: path, reason: LogError.systemReason) }
                 done += n
             }
         }
@@ -19,17 +19,17 @@ public enum AppendOnly {
     /// The file opened for appending (created if missing; readable, for `endLine`).
     static func openAppend(_ path: String) throws -> Int32 {
         let fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw EngineError("cannot open \(path) for writing: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw LogError.cannotOpen(path: path, reason: LogError.systemReason) }
         return fd
     }
 
     /// Ends a torn last line with "\n"; returns the file's size after.
     static func endLine(_ fd: Int32, path: String) throws -> UInt64 {
         var st = stat()
-        guard fstat(fd, &st) == 0 else { throw EngineError("cannot stat \(path)") }
+        guard fstat(fd, &st) == 0 else { throw LogError.cannotStat(path: path) }
         guard st.st_size > 0 else { return 0 }
         var last: UInt8 = 0
-        guard pread(fd, &last, 1, st.st_size - 1) == 1 else { throw EngineError("cannot read \(path)") }
+        guard pread(fd, &last, 1, st.st_size - 1) == 1 else { throw LogError.cannotRead(path: path, reason: nil) }
         if last == UInt8(ascii: "\n") { return UInt64(st.st_size) }
         try AppendOnly.writeAll(fd, [UInt8(ascii: "\n")], path: path)
         return UInt64(st.st_size) + 1

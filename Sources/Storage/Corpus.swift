@@ -45,7 +45,7 @@ public struct Corpus: Sendable {
         }
         let usable = min(stream.count / windowLength * windowLength, limit ?? .max)
         guard usable > 0 else {
-            throw EngineError("the corpus (\(files.joined(separator: ", "))) has fewer than \(windowLength) tokens")
+            throw WorkspaceError.corpusTooShort(files: files, windowLength: windowLength)
         }
         return Corpus(windowLength: windowLength, heldOutEvery: heldOutEvery, tokens: Array(stream[0..<usable]))
     }
@@ -54,17 +54,17 @@ public struct Corpus: Sendable {
     /// file is one document of UTF-8 text.
     public static func documents(in file: String) throws -> [String] {
         guard let data = FileManager.default.contents(atPath: file) else {
-            throw EngineError("cannot read corpus file \(file)")
+            throw WorkspaceError.unreadableCorpus(path: file)
         }
         guard file.hasSuffix(".jsonl") else { return [String(decoding: data, as: UTF8.self)] }
         var docs: [String] = []
         for (n, line) in String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             if line.trimmingCharacters(in: .whitespaces).isEmpty { continue }
             guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
-                throw EngineError("\(file):\(n + 1): not a JSON object")
+                throw WorkspaceError.badCorpusLine(path: file, line: n + 1, reason: "not a JSON object")
             }
             guard let text = object["text"] as? String else {
-                throw EngineError("\(file):\(n + 1): no \"text\" string field")
+                throw WorkspaceError.badCorpusLine(path: file, line: n + 1, reason: "no \"text\" string field")
             }
             docs.append(text)
         }
@@ -87,7 +87,7 @@ public struct Corpus: Sendable {
         let meta = try JSONFile.read(CorpusMeta.self, from: directory.appendingPathComponent("corpus.json"))
         let url = directory.appendingPathComponent("tokens.bin")
         guard let data = FileManager.default.contents(atPath: url.path), data.count == meta.tokens * 4 else {
-            throw EngineError("\(url.path) is missing or does not hold the \(meta.tokens) tokens corpus.json lists; rebuild with `loupe build`")
+            throw WorkspaceError.badCorpusTokens(path: url.path, tokens: meta.tokens)
         }
         let tokens = data.withUnsafeBytes { raw in (0..<meta.tokens).map { Int32(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self))) } }
         return (Corpus(windowLength: meta.windowLength, heldOutEvery: meta.heldOutEvery, tokens: tokens), meta)

@@ -160,7 +160,7 @@ public final class ExplanationStore: @unchecked Sendable {
             try readNewLines()
             if let last = byLatent[latent]?.last, versions[last].text == trimmed { return versions[last] }
             if trimmed.isEmpty && byLatent[latent] == nil {
-                throw EngineError("latent \(latent) has no explanation to clear")
+                throw ExplanationStoreError.nothingToClear(latent: latent)
             }
             return try append([(latent, trimmed, source)])[0]
         }
@@ -173,7 +173,7 @@ public final class ExplanationStore: @unchecked Sendable {
         try lock.withLock {
             try readNewLines()
             guard let list = byLatent[latent], let old = list.map({ versions[$0] }).first(where: { $0.id == id }) else {
-                throw EngineError("latent \(latent) has no explanation version \(id)")
+                throw ExplanationStoreError.noVersion(latent: latent, id: id)
             }
             if versions[list.last!].text == old.text { return versions[list.last!] }
             return try append([(latent, old.text, .revert)])[0]
@@ -194,18 +194,18 @@ public final class ExplanationStore: @unchecked Sendable {
     /// Reads `{"<latent>": "text", …}` and saves every explanation that differs from the current
     /// one, with source "import", in one append. Empty texts are skipped. Returns how many were saved.
     public func importJSON(from url: URL) throws -> Int {
-        guard let data = FileManager.default.contents(atPath: url.path) else { throw EngineError("cannot read \(url.path)") }
+        guard let data = FileManager.default.contents(atPath: url.path) else { throw ExplanationStoreError.unreadable(path: url.path) }
         let object: [String: String]
         do { object = try JSONDecoder().decode([String: String].self, from: data) } catch {
-            throw EngineError("\(url.path) is not a JSON object of latent ids to explanation texts: \(Self.reason(error))")
+            throw ExplanationStoreError.notLatentTexts(path: url.path, reason: Self.reason(error))
         }
         var entries: [Int: String] = [:]
         for key in object.keys.sorted() {
             guard let latent = Int(key), latent >= 0 else {
-                throw EngineError("\(url.path): key \"\(key)\" is not a latent id")
+                throw ExplanationStoreError.badKey(path: url.path, key: key)
             }
-            guard entries[latent] == nil else { throw EngineError("\(url.path): key \"\(key)\" repeats latent \(latent)") }
-            try checkLatent(latent, in: "\(url.path): key \"\(key)\"")
+            guard entries[latent] == nil else { throw ExplanationStoreError.repeatedKey(path: url.path, key: key, latent: latent) }
+            try checkLatent(latent, file: url.path, key: key)
             entries[latent] = object[key]!
         }
         return try saveAll(entries, source: .imported)
@@ -217,7 +217,7 @@ public final class ExplanationStore: @unchecked Sendable {
     public func importDelphi(from directory: URL, module: String? = nil) throws -> Int {
         let names: [String]
         do { names = try FileManager.default.contentsOfDirectory(atPath: directory.path) } catch {
-            throw EngineError("cannot read the folder \(directory.path)")
+            throw ExplanationStoreError.unreadableFolder(path: directory.path)
         }
         var byModule: [String: [(latent: Int, file: String)]] = [:]
         for name in names {
@@ -225,27 +225,27 @@ public final class ExplanationStore: @unchecked Sendable {
             byModule[m, default: []].append((latent, name))
         }
         guard !byModule.isEmpty else {
-            throw EngineError("\(directory.path) holds no delphi explanation files (<module>_latent<N>.txt)")
+            throw ExplanationStoreError.noDelphiFiles(path: directory.path)
         }
         let chosen: String
         if let module {
             guard byModule[module] != nil else {
-                throw EngineError("\(directory.path) has no explanations of module \(module) (it has \(byModule.keys.sorted().joined(separator: ", ")))")
+                throw ExplanationStoreError.noModule(path: directory.path, module: module, modules: byModule.keys.sorted())
             }
             chosen = module
         } else {
             guard byModule.count == 1 else {
-                throw EngineError("\(directory.path) holds explanations of several modules (\(byModule.keys.sorted().joined(separator: ", "))); choose one")
+                throw ExplanationStoreError.severalModules(path: directory.path, modules: byModule.keys.sorted())
             }
             chosen = byModule.keys.first!
         }
         var entries: [Int: String] = [:]
         for (latent, file) in byModule[chosen]! {
             let url = directory.appendingPathComponent(file)
-            try checkLatent(latent, in: url.path)
-            guard let data = FileManager.default.contents(atPath: url.path) else { throw EngineError("cannot read \(url.path)") }
+            try checkLatent(latent, file: url.path)
+            guard let data = FileManager.default.contents(atPath: url.path) else { throw ExplanationStoreError.unreadable(path: url.path) }
             do { entries[latent] = try JSONDecoder().decode(String.self, from: data) } catch {
-                throw EngineError("\(url.path) does not hold an explanation as a JSON string: \(Self.reason(error))")
+                throw ExplanationStoreError.notJSONString(path: url.path, reason: Self.reason(error))
             }
         }
         return try saveAll(entries, source: .imported)
@@ -255,7 +255,7 @@ public final class ExplanationStore: @unchecked Sendable {
     /// one JSON string. Files of the same module for latents without an explanation now are removed,
     /// so the folder mirrors the store; other files are left alone. Returns how many files were written.
     public func exportDelphi(to directory: URL, module: String) throws -> Int {
-        guard !module.isEmpty, !module.contains("/") else { throw EngineError("'\(module)' is not a module name such as layers.15.mlp") }
+        guard !module.isEmpty, !module.contains("/") else { throw ExplanationStoreError.badModuleName(module) }
         let fm = FileManager.default
         try fm.createDirectory(at: directory, withIntermediateDirectories: true)
         let encoder = JSONEncoder()
@@ -283,11 +283,10 @@ public final class ExplanationStore: @unchecked Sendable {
 
     // MARK: the log
 
-    func checkLatent(_ latent: Int, in context: String? = nil) throws {
+    func checkLatent(_ latent: Int, file: String? = nil, key: String? = nil) throws {
         let range = latents.map { 0..<$0 } ?? 0..<Int.max
         guard range.contains(latent) else {
-            let prefix = context.map { $0 + ": " } ?? ""
-            throw EngineError(prefix + "latent \(latent) does not exist" + (latents.map { " (this workspace has latents 0…\($0 - 1))" } ?? ""))
+            throw ExplanationStoreError.noLatent(latent, count: latents, file: file, key: key)
         }
     }
 
@@ -313,9 +312,9 @@ public final class ExplanationStore: @unchecked Sendable {
         let created = !FileManager.default.fileExists(atPath: path)
         if created { try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true) }
         let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw EngineError("cannot open \(path) for writing: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw LogError.cannotOpen(path: path, reason: LogError.systemReason) }
         defer { close(fd) }
-        guard flock(fd, LOCK_EX) == 0 else { throw EngineError("cannot lock \(path): \(String(cString: strerror(errno)))") }
+        guard flock(fd, LOCK_EX) == 0 else { throw LogError.cannotLock(path: path, reason: LogError.systemReason) }
         try readNewLines()
         if fileSize(path) > consumed {
             try AppendOnly.writeAll(fd, Array("\n".utf8), path: path)
@@ -329,7 +328,7 @@ public final class ExplanationStore: @unchecked Sendable {
             id += 1
         }
         try AppendOnly.writeAll(fd, bytes, path: path)
-        guard fsync(fd) == 0 else { throw EngineError("cannot sync \(path): \(String(cString: strerror(errno)))") }
+        guard fsync(fd) == 0 else { throw LogError.cannotSync(path: path, reason: LogError.systemReason) }
         if created {
             let dfd = open(directory.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
             if dfd >= 0 { _ = fsync(dfd); close(dfd) }
@@ -337,7 +336,7 @@ public final class ExplanationStore: @unchecked Sendable {
         let before = versions.count
         try readNewLines()
         guard versions.count - before == entries.count else {
-            throw EngineError("\(path) did not read back as written; it may have been changed by another program")
+            throw LogError.notReadBack(path: path)
         }
         return Array(versions[before...])
     }
@@ -355,13 +354,13 @@ public final class ExplanationStore: @unchecked Sendable {
         if fileSize(path) < consumed {
             versions = []; byLatent = [:]; consumed = 0; skipped = 0
         }
-        guard let handle = FileHandle(forReadingAtPath: path) else { throw EngineError("cannot read \(path)") }
+        guard let handle = FileHandle(forReadingAtPath: path) else { throw LogError.cannotRead(path: path, reason: nil) }
         defer { try? handle.close() }
         let data: Data
         do {
             try handle.seek(toOffset: consumed)
             data = try handle.readToEnd() ?? Data()
-        } catch { throw EngineError("cannot read \(path): \(error.localizedDescription)") }
+        } catch { throw LogError.cannotRead(path: path, reason: error.localizedDescription) }
         guard let end = data.lastIndex(of: UInt8(ascii: "\n")) else { return }
         let complete = data[data.startIndex...end]
         consumed += UInt64(complete.count)

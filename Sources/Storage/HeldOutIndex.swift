@@ -41,12 +41,12 @@ public struct HeldOutIndex: Sendable {
         let rows = try codes.reduce(0) { n, url in
             let size = (try? FileManager.default.attributesOfItem(atPath: url.path)[.size] as? Int) ?? 0
             guard size % (cache.manifest.k * 6) == 0 else {
-                throw EngineError("\(url.path) is not a whole number of \(cache.manifest.k)-latent rows; run `loupe cache` again")
+                throw WorkspaceError.heldOutPartialRows(path: url.path, k: cache.manifest.k)
             }
             return n + size / (cache.manifest.k * 6)
         }
         guard rows == corpus.heldOutWindows.count * corpus.windowLength else {
-            throw EngineError("the held-out codes in \(cache.directory.path)/codes hold \(rows) tokens, the corpus \(corpus.heldOutWindows.count * corpus.windowLength); run `loupe cache` again")
+            throw WorkspaceError.heldOutRowCount(directory: cache.directory.path, rows: rows, expected: corpus.heldOutWindows.count * corpus.windowLength)
         }
         func modified(_ u: URL) -> Date { (try? FileManager.default.attributesOfItem(atPath: u.path)[.modificationDate] as? Date) ?? .distantFuture }
         let fresh = FileManager.default.fileExists(atPath: url.path) && codes.allSatisfy { modified($0) <= modified(url) }
@@ -64,7 +64,7 @@ public struct HeldOutIndex: Sendable {
         let dir = cache.directory.appendingPathComponent("codes", isDirectory: true)
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? [])
             .filter { $0.hasPrefix("heldout-") && $0.hasSuffix(".bin") }.sorted()
-        guard !names.isEmpty else { throw EngineError("\(dir.path) has no held-out codes (heldout-*.bin); run `loupe cache` again") }
+        guard !names.isEmpty else { throw WorkspaceError.noHeldOutCodes(directory: dir.path) }
         return names.map { dir.appendingPathComponent($0) }
     }
 
@@ -74,7 +74,7 @@ public struct HeldOutIndex: Sendable {
         indices.reserveCapacity(rows * k)
         vals.reserveCapacity(rows * k)
         for url in codes {
-            guard let data = FileManager.default.contents(atPath: url.path) else { throw EngineError("cannot read \(url.path)") }
+            guard let data = FileManager.default.contents(atPath: url.path) else { throw WorkspaceError.unreadable(path: url.path) }
             data.withUnsafeBytes { raw in
                 for r in 0..<data.count / (k * 6) {
                     let base = r * k * 6
@@ -85,7 +85,7 @@ public struct HeldOutIndex: Sendable {
         }
         var offsets = [UInt32](repeating: 0, count: latents + 1)
         for (i, m) in indices.enumerated() where vals[i] > 0 {
-            guard Int(m) < latents else { throw EngineError("held-out codes name latent \(m), but the cache has \(latents); run `loupe cache` again") }
+            guard Int(m) < latents else { throw WorkspaceError.heldOutLatentOutOfRange(latent: Int(m), count: latents) }
             offsets[Int(m) + 1] += 1
         }
         for m in 0..<latents { offsets[m + 1] += offsets[m] }
@@ -111,7 +111,7 @@ public struct HeldOutIndex: Sendable {
     }
 
     static func decode(_ data: Data, file: String) throws -> HeldOutIndex {
-        func bad(_ why: String) -> EngineError { EngineError("\(file) \(why); delete it and it is rebuilt") }
+        func bad(_ why: String) -> WorkspaceError { .badHeldOutIndex(path: file, reason: why) }
         guard data.count >= 20, Array(data.prefix(4)) == magic else { throw bad("is not a held-out index (bad magic)") }
         return try data.withUnsafeBytes { raw in
             func u32(_ o: Int) -> UInt32 { UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: o, as: UInt32.self)) }

@@ -11,10 +11,10 @@ public enum JSONFile {
 
     public static func read<T: Decodable>(_ type: T.Type, from url: URL) throws -> T {
         guard let data = FileManager.default.contents(atPath: url.path) else {
-            throw EngineError("cannot read \(url.path)")
+            throw WorkspaceError.unreadable(path: url.path)
         }
         do { return try JSONDecoder().decode(T.self, from: data) } catch {
-            throw EngineError("\(url.path) is not valid: \(error)")
+            throw WorkspaceError.invalidJSON(path: url.path, reason: "\(error)")
         }
     }
 

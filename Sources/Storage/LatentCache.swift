@@ -112,7 +112,7 @@ public enum LatentRecordCoding {
         try data.withUnsafeBytes { raw -> [LatentRecord] in
             var o = 0
             func need(_ n: Int) throws {
-                guard o + n <= raw.count else { throw EngineError("\(file) is truncated; delete it and run `loupe cache` again") }
+                guard o + n <= raw.count else { throw WorkspaceError.truncatedCacheFile(path: file) }
             }
             func u32() throws -> Int { try need(4); defer { o += 4 }; return Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: o, as: UInt32.self))) }
             func f32() throws -> Float { try need(4); defer { o += 4 }; return Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: o, as: UInt32.self))) }
@@ -161,11 +161,11 @@ public struct LatentCache: Sendable {
     /// The record of one latent (reads its block file).
     public func record(_ latent: Int) throws -> LatentRecord {
         guard latent >= 0 && latent < manifest.latents else {
-            throw EngineError("latent \(latent) does not exist (this workspace has latents 0…\(manifest.latents - 1))")
+            throw WorkspaceError.noLatent(latent, count: manifest.latents)
         }
         let file = manifest.files[latent / manifest.blockSize]
         guard let r = try records(in: file).first(where: { $0.latent == latent }) else {
-            throw EngineError("\(directory.appendingPathComponent(file).path) lacks latent \(latent); delete it and run `loupe cache` again")
+            throw WorkspaceError.cacheFileLacksLatent(path: directory.appendingPathComponent(file).path, latent: latent)
         }
         return r
     }
@@ -179,7 +179,7 @@ public struct LatentCache: Sendable {
     public func records(in file: String) throws -> [LatentRecord] {
         let url = directory.appendingPathComponent(file)
         guard let data = FileManager.default.contents(atPath: url.path) else {
-            throw EngineError("\(url.path) is missing; run `loupe cache` to rebuild it")
+            throw WorkspaceError.missingCacheFile(path: url.path)
         }
         return try LatentRecordCoding.decodeAll(data, manifest: manifest, file: url.path)
     }

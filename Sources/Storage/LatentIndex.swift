@@ -79,10 +79,10 @@ public enum LatentIndex {
         }
         let summaries = try parts.values.flatMap { try $0.get() }
         for (i, s) in summaries.enumerated() where s.latent != i {
-            throw EngineError("the latent cache in \(cache.directory.path) has latent \(s.latent) where \(i) belongs; run `loupe cache` again")
+            throw WorkspaceError.cacheOutOfOrder(directory: cache.directory.path, found: s.latent, expected: i)
         }
         guard summaries.count == cache.manifest.latents else {
-            throw EngineError("the latent cache in \(cache.directory.path) holds \(summaries.count) of \(cache.manifest.latents) latents; run `loupe cache` again")
+            throw WorkspaceError.cacheIncomplete(directory: cache.directory.path, found: summaries.count, expected: cache.manifest.latents)
         }
         return summaries
     }
@@ -132,13 +132,13 @@ public enum LatentIndex {
     /// Checks the header and size, then reads every summary.
     static func decode(_ data: Data, manifest: CacheManifest, file: String) throws -> [LatentSummary] {
         try data.withUnsafeBytes { raw -> [LatentSummary] in
-            let rebuild = "; delete it and Loupe rebuilds it from the latent cache"
-            guard raw.count >= headerSize, Array(raw.prefix(4)) == magic else { throw EngineError("\(file) is not a Loupe latent index" + rebuild) }
-            guard u32(raw, 4) == version else { throw EngineError("\(file) has index format version \(u32(raw, 4)), not \(version)" + rebuild) }
+            func bad(_ reason: String) -> WorkspaceError { .badLatentIndex(path: file, reason: reason) }
+            guard raw.count >= headerSize, Array(raw.prefix(4)) == magic else { throw bad("is not a Loupe latent index") }
+            guard u32(raw, 4) == version else { throw bad("has index format version \(u32(raw, 4)), not \(version)") }
             let n = Int(u32(raw, 8)), slots = Int(u32(raw, 12))
-            guard n == manifest.latents else { throw EngineError("\(file) indexes \(n) latents, but the cache has \(manifest.latents)" + rebuild) }
+            guard n == manifest.latents else { throw bad("indexes \(n) latents, but the cache has \(manifest.latents)") }
             guard slots == topTokenCount, raw.count == headerSize + n * recordSize else {
-                throw EngineError("\(file) has \(raw.count) bytes, not the \(headerSize + n * recordSize) of \(n) latents" + rebuild)
+                throw bad("has \(raw.count) bytes, not the \(headerSize + n * recordSize) of \(n) latents")
             }
             let tokens = Double(Swift.max(manifest.trainTokens, 1))
             var out: [LatentSummary] = []
@@ -146,7 +146,7 @@ public enum LatentIndex {
             for i in 0..<n {
                 let o = headerSize + i * recordSize
                 let count = Int(u32(raw, o)), used = Int(u32(raw, o + 12))
-                guard used <= slots else { throw EngineError("\(file): the record of latent \(i) is corrupt" + rebuild) }
+                guard used <= slots else { throw bad("has a corrupt record of latent \(i)") }
                 out.append(LatentSummary(latent: i, count: count, density: Double(count) / tokens,
                                          max: Float(bitPattern: u32(raw, o + 4)), mean: Float(bitPattern: u32(raw, o + 8)),
                                          topTokens: (0..<used).map { Int(u32(raw, o + 16 + 4 * $0)) }))

@@ -202,7 +202,7 @@ public struct RewriteReport: Codable, Equatable, Sendable {
         let url = url(workspace)
         guard let data = FileManager.default.contents(atPath: url.path) else { return nil }
         do { return try decoder.decode(RewriteReport.self, from: data) } catch {
-            throw EngineError("\(url.path) cannot be read (\(error)); run `loupe rewrite` again to rewrite it")
+            throw WorkspaceError.unreadableRewriteReport(path: url.path, reason: "\(error)")
         }
     }
 

@@ -84,10 +84,10 @@ public final class RewriteSimulationCache: @unchecked Sendable {
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
         let fd = try AppendOnly.openAppend(url.path)
         defer { close(fd) }
-        guard flock(fd, LOCK_EX) == 0 else { throw EngineError("cannot lock \(url.path): \(String(cString: strerror(errno)))") }
+        guard flock(fd, LOCK_EX) == 0 else { throw LogError.cannotLock(path: url.path, reason: LogError.systemReason) }
         _ = try AppendOnly.endLine(fd, path: url.path)
         try AppendOnly.writeAll(fd, bytes, path: url.path)
-        guard fsync(fd) == 0 else { throw EngineError("cannot sync \(url.path): \(String(cString: strerror(errno)))") }
+        guard fsync(fd) == 0 else { throw LogError.cannotSync(path: url.path, reason: LogError.systemReason) }
         for (c, e) in results { entries[key, default: [:]][c] = e.map { ($0 * 1000).rounded() / 1000 } }
     }
 }

@@ -100,7 +100,7 @@ public final class ScoreStore: @unchecked Sendable {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             let fd = try AppendOnly.openAppend(scoresURL.path)
             defer { close(fd) }
-            guard flock(fd, LOCK_EX) == 0 else { throw EngineError("cannot lock \(scoresURL.path): \(String(cString: strerror(errno)))") }
+            guard flock(fd, LOCK_EX) == 0 else { throw LogError.cannotLock(path: scoresURL.path, reason: LogError.systemReason) }
             return try appendScoreLine(fd, scores)
         }
     }
@@ -112,14 +112,14 @@ public final class ScoreStore: @unchecked Sendable {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             let scoresFD = try AppendOnly.openAppend(scoresURL.path)
             defer { close(scoresFD) }
-            guard flock(scoresFD, LOCK_EX) == 0 else { throw EngineError("cannot lock \(scoresURL.path): \(String(cString: strerror(errno)))") }
+            guard flock(scoresFD, LOCK_EX) == 0 else { throw LogError.cannotLock(path: scoresURL.path, reason: LogError.systemReason) }
             let simFD = try AppendOnly.openAppend(simulationsURL.path)
             defer { close(simFD) }
             let simEnd = try AppendOnly.endLine(simFD, path: simulationsURL.path)
             var stored = scores
             stored.simulationOffset = Int(simEnd)
             try AppendOnly.writeAll(simFD, Array(try Self.encoder.encode(Self.rounded(simulation))) + [UInt8(ascii: "\n")], path: simulationsURL.path)
-            guard fsync(simFD) == 0 else { throw EngineError("cannot sync \(simulationsURL.path): \(String(cString: strerror(errno)))") }
+            guard fsync(simFD) == 0 else { throw LogError.cannotSync(path: simulationsURL.path, reason: LogError.systemReason) }
             return try appendScoreLine(scoresFD, stored)
         }
     }
@@ -130,11 +130,11 @@ public final class ScoreStore: @unchecked Sendable {
         _ = try AppendOnly.endLine(fd, path: scoresURL.path)
         try readNewLines()
         try AppendOnly.writeAll(fd, Array(try Self.encoder.encode(scores)) + [UInt8(ascii: "\n")], path: scoresURL.path)
-        guard fsync(fd) == 0 else { throw EngineError("cannot sync \(scoresURL.path): \(String(cString: strerror(errno)))") }
+        guard fsync(fd) == 0 else { throw LogError.cannotSync(path: scoresURL.path, reason: LogError.systemReason) }
         let before = results.count
         try readNewLines()
         guard results.count == before + 1 else {
-            throw EngineError("\(scoresURL.path) did not read back as written; it may have been changed by another program")
+            throw LogError.notReadBack(path: scoresURL.path)
         }
         return results[before]
     }
@@ -166,13 +166,13 @@ public final class ScoreStore: @unchecked Sendable {
         var st = stat()
         guard stat(path, &st) == 0 else { return }
         if UInt64(st.st_size) < consumed { results = []; byLatent = [:]; byKey = [:]; consumed = 0; skipped = 0 }
-        guard let handle = FileHandle(forReadingAtPath: path) else { throw EngineError("cannot read \(path)") }
+        guard let handle = FileHandle(forReadingAtPath: path) else { throw LogError.cannotRead(path: path, reason: nil) }
         defer { try? handle.close() }
         let data: Data
         do {
             try handle.seek(toOffset: consumed)
             data = try handle.readToEnd() ?? Data()
-        } catch { throw EngineError("cannot read \(path): \(error.localizedDescription)") }
+        } catch { throw LogError.cannotRead(path: path, reason: error.localizedDescription) }
         guard let end = data.lastIndex(of: UInt8(ascii: "\n")) else { return }
         consumed += UInt64(end - data.startIndex + 1)
         let decoder = JSONDecoder()

@@ -172,7 +172,7 @@ final class OpenAISimulatorTests: XCTestCase {
     /// A TCP port nothing listens on now.
     static func freePort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw EngineError("socket() failed") }
+        guard fd >= 0 else { throw ServerSetupError("socket() failed") }
         defer { close(fd) }
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
@@ -182,7 +182,7 @@ final class OpenAISimulatorTests: XCTestCase {
         let bound = withUnsafeMutablePointer(to: &addr) { ptr in
             ptr.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
         }
-        guard bound else { throw EngineError("cannot bind a free port") }
+        guard bound else { throw ServerSetupError("cannot bind a free port") }
         return Int(UInt16(bigEndian: addr.sin_port))
     }
 
@@ -204,12 +204,12 @@ final class OpenAISimulatorTests: XCTestCase {
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline {
             guard process.isRunning else {
-                throw EngineError("the llama-cpp-python server exited: \(String(decoding: (try? Data(contentsOf: log)) ?? Data(), as: UTF8.self).suffix(2000))")
+                throw ServerSetupError("the llama-cpp-python server exited: \(String(decoding: (try? Data(contentsOf: log)) ?? Data(), as: UTF8.self).suffix(2000))")
             }
             if get(url) == 200 { return }
             Thread.sleep(forTimeInterval: 0.25)
         }
-        throw EngineError("the llama-cpp-python server did not answer on port \(port) within 60 s")
+        throw ServerSetupError("the llama-cpp-python server did not answer on port \(port) within 60 s")
     }
 }
 
@@ -218,4 +218,10 @@ private final class Status: @unchecked Sendable {
     private var code: Int?
     func set(_ c: Int?) { lock.withLock { code = c } }
     func get() -> Int? { lock.withLock { code } }
+}
+
+/// Why the test could not set up its llama-cpp-python server.
+private struct ServerSetupError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }

@@ -19,7 +19,7 @@ public final class ContextAnalyzer: @unchecked Sendable {
         let manifest = try workspace.load()
         let dir = workspace.transcoderDirectory(layer: manifest.layer)
         guard FileManager.default.fileExists(atPath: dir.appendingPathComponent("cfg.json").path) else {
-            throw EngineError("\(workspace.directory.path) has no transcoder yet; run `loupe train` or `loupe build`")
+            throw AnalyzerError.noTranscoder(workspace: workspace.directory.path)
         }
         try self.init(model: session.model, tokenizer: session.tokenizer,
                       transcoder: try Transcoder.load(directory: dir.path), layer: manifest.layer)
@@ -47,7 +47,7 @@ public final class ContextAnalyzer: @unchecked Sendable {
         guard !tokens.isEmpty else { return ContextAnalysis(tokens: [], tokenTexts: [], codes: [], truncated: !all.isEmpty) }
         let vocab = model.config.vocabSize
         if let bad = tokens.first(where: { $0 < 0 || $0 >= vocab }) {
-            throw EngineError("token id \(bad) is outside the model's vocabulary of \(vocab)")
+            throw AnalyzerError.tokenOutOfVocabulary(bad, vocabulary: vocab)
         }
         let texts = tokens.map(tokenizer.display)
         return try lock.withLock { try run(tokens, truncated: all.count > tokens.count, texts: texts) }

@@ -71,7 +71,7 @@ public final class Builder {
     @discardableResult
     public func run(_ steps: [Step] = Step.allCases) throws -> WorkspaceManifest {
         guard options.layer >= 0 && options.layer < model.config.layers else {
-            throw EngineError("--layer \(options.layer) is outside the model's layers 0…\(model.config.layers - 1)")
+            throw BuildError.layerOutOfRange(options.layer, layers: model.config.layers)
         }
         var manifest = try openManifest()
         for step in steps {
@@ -103,8 +103,7 @@ public final class Builder {
                 && old.transcoderSource == fresh.transcoderSource && old.corpusSources == fresh.corpusSources {
                 return old
             }
-            throw EngineError("\(workspace.directory.path) was built with other settings (layer \(old.layer), \(old.latents) latents, k \(old.k)); "
-                + "choose another folder with --workspace DIR or delete this one")
+            throw BuildError.otherSettings(workspace: workspace.directory.path, layer: old.layer, latents: old.latents, k: old.k)
         }
         try workspace.save(fresh)
         return fresh
@@ -156,7 +155,7 @@ public final class Builder {
         if let source = options.transcoderDirectory {
             let t = try Transcoder.load(directory: source)
             guard t.d == model.config.dim else {
-                throw EngineError("the transcoder in \(source) takes inputs of size \(t.d), but the model's hidden size is \(model.config.dim)")
+                throw BuildError.transcoderWidth(source: source, transcoder: t.d, model: model.config.dim)
             }
             try t.save(directory: target.path)
             reporter.note("using the transcoder from \(source) (\(t.m) latents, k \(t.config.k))")

@@ -70,7 +70,7 @@ public struct LatentCacheBuilder {
         for shard in store.manifest.shards {
             let url = codesDirectory.appendingPathComponent(shard.file.replacingOccurrences(of: ".f16", with: ".bin"))
             guard let data = FileManager.default.contents(atPath: url.path), data.count == shard.windows.count * L * k * 6 else {
-                throw EngineError("latent codes \(url.path) are missing or incomplete; run `loupe cache` again")
+                throw WorkspaceError.incompleteCodes(path: url.path)
             }
             data.withUnsafeBytes { raw in
                 for r in 0..<shard.windows.count * L {

@@ -54,7 +54,7 @@ public struct ExplainerPrompt: Equatable, Sendable {
             let url = directory.appendingPathComponent(name)
             guard FileManager.default.fileExists(atPath: url.path) else { return builtIn }
             guard let data = FileManager.default.contents(atPath: url.path), let text = String(data: data, encoding: .utf8) else {
-                throw EngineError("cannot read the prompt file \(url.path) as UTF-8 text")
+                throw ExplainerError.unreadablePrompt(path: url.path)
             }
             return try parse(text, file: url.path, required: required, allowEmpty: allowEmpty)
         }
@@ -67,14 +67,13 @@ public struct ExplainerPrompt: Equatable, Sendable {
     public static func parse(_ text: String, file: String, required: [String], allowEmpty: Bool = false) throws -> String {
         let body = text.split(separator: "\n", omittingEmptySubsequences: false)
             .filter { !$0.hasPrefix("#") }.joined(separator: "\n").trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !body.isEmpty || allowEmpty else { throw EngineError("the prompt file \(file) is empty (only comments)") }
+        guard !body.isEmpty || allowEmpty else { throw ExplainerError.emptyPrompt(path: file) }
         let found = placeholders(in: body)
         if let unknown = found.first(where: { !required.contains($0) }) {
-            let allowed = required.isEmpty ? "it takes no placeholders" : "it takes " + required.map { "{\($0)}" }.joined(separator: ", ")
-            throw EngineError("the prompt file \(file) has an unknown placeholder {\(unknown)}; \(allowed)")
+            throw ExplainerError.unknownPlaceholder(path: file, name: unknown, allowed: required)
         }
         if let missing = required.first(where: { !found.contains($0) }) {
-            throw EngineError("the prompt file \(file) lacks the placeholder {\(missing)}, where the examples go")
+            throw ExplainerError.missingPlaceholder(path: file, name: missing)
         }
         return body
     }

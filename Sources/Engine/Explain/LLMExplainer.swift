@@ -46,7 +46,7 @@ public final class LLMExplainer: Explainer {
     /// `chat` nil: plain ChatML, if the tokenizer has `<|im_start|>` and `<|im_end|>`.
     public init(model: LlamaModel, tokenizer: BPETokenizer, chat: ChatTemplate?, vocabulary: TokenVocabulary, prompt: ExplainerPrompt) throws {
         guard let end = tokenizer.id(of: "<|im_end|>"), tokenizer.id(of: "<|im_start|>") != nil else {
-            throw EngineError("the explainer model has no ChatML tokens (<|im_start|>, <|im_end|>); give an instruct model that uses ChatML")
+            throw ExplainerError.noChatML
         }
         self.model = model
         self.tokenizer = tokenizer
@@ -58,7 +58,7 @@ public final class LLMExplainer: Explainer {
         prefix = tokenizer.encode(Self.systemText(prompt.system))
         cache = model.makeCache()
         guard prefix.count + 64 < cache.capacity else {
-            throw EngineError("the explainer's system prompt is \(prefix.count) tokens, too long for the model's context of \(cache.capacity)")
+            throw ExplainerError.systemPromptTooLong(tokens: prefix.count, context: cache.capacity)
         }
     }
 

@@ -16,9 +16,9 @@ public enum LatentSelection {
 
     public static func parse(_ spec: String) throws -> [Item] {
         let parts = spec.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
-        guard !spec.trimmingCharacters(in: .whitespaces).isEmpty else { throw EngineError("--latents is empty; give e.g. 0-99,150,top500 or all") }
+        guard !spec.trimmingCharacters(in: .whitespaces).isEmpty else { throw LatentSelectionError.empty }
         return try parts.map { part in
-            let bad = EngineError("--latents: '\(part)' is not N, N-M, topN or all (e.g. 0-99,150,top500)")
+            let bad = LatentSelectionError.badPart(part)
             if part == "all" { return .all }
             if part.hasPrefix("top") {
                 guard let n = Int(part.dropFirst(3)), n > 0 else { throw bad }
@@ -27,7 +27,7 @@ public enum LatentSelection {
             let ends = part.split(separator: "-", omittingEmptySubsequences: false)
             guard (1...2).contains(ends.count), ends.allSatisfy({ !$0.isEmpty && $0.allSatisfy(\.isASCII) }),
                   let a = Int(ends[0]), let b = Int(ends[ends.count - 1]), a >= 0 else { throw bad }
-            guard a <= b else { throw EngineError("--latents: the range '\(part)' runs backwards") }
+            guard a <= b else { throw LatentSelectionError.backwards(part) }
             return .range(a...b)
         }
     }
@@ -40,7 +40,7 @@ public enum LatentSelection {
             switch item {
             case let .range(r):
                 guard r.upperBound < counts.count else {
-                    throw EngineError("--latents: latent \(r.upperBound) does not exist (this workspace has latents 0…\(counts.count - 1))")
+                    throw LatentSelectionError.noLatent(r.upperBound, count: counts.count)
                 }
                 add(r)
             case let .top(n):

@@ -29,12 +29,12 @@ public final class RewriteExperiment {
     public init(workspace: Workspace, splice: Splice, backend: SimulatorBackend, tokenText: @escaping (Int) -> String,
                 options: RewriteOptions) throws {
         guard !options.fractions.isEmpty, options.fractions.allSatisfy({ $0 > 0 && $0 <= 1 }) else {
-            throw EngineError("fractions must lie in (0, 1], e.g. 0.01,0.1,1")
+            throw RewriteError.badFractions
         }
-        guard options.windows >= 1 else { throw EngineError("the experiment needs at least 1 window") }
-        guard options.length >= 2 else { throw EngineError("windows need at least 2 tokens (one prediction)") }
+        guard options.windows >= 1 else { throw RewriteError.noWindows }
+        guard options.length >= 2 else { throw RewriteError.windowsTooShort }
         guard !options.selections.isEmpty, !options.calibrations.isEmpty else {
-            throw EngineError("choose at least one selection (score, random) and calibration (none, quantile)")
+            throw RewriteError.nothingChosen
         }
         self.workspace = workspace
         self.splice = splice
@@ -50,10 +50,10 @@ public final class RewriteExperiment {
     public static func windows(corpus: Corpus, options: RewriteOptions) throws -> [RewriteWindow] {
         let held = corpus.heldOutWindows
         guard options.length <= corpus.windowLength else {
-            throw EngineError("windows of \(options.length) tokens are longer than the corpus's \(corpus.windowLength)-token windows")
+            throw RewriteError.windowsTooLong(length: options.length, corpusLength: corpus.windowLength)
         }
         guard options.windows <= held.count else {
-            throw EngineError("the workspace has \(held.count) held-out windows; ask for at most that many")
+            throw RewriteError.tooManyWindows(available: held.count)
         }
         var chosen: [Int] = [], seen = Set<Int>(), i = 0
         while chosen.count < options.windows {
@@ -101,7 +101,7 @@ public final class RewriteExperiment {
         let m = splice.transcoder.m
         let population = current.keys.filter { $0 >= 0 && $0 < m }.sorted()
         guard !population.isEmpty else {
-            throw EngineError("no latent has an explanation yet; write them with `loupe explain` (the lexical explainer takes seconds)")
+            throw RewriteError.noExplanations
         }
 
         // Ranking by score: the Pearson r of the current version's latest score (any setting).
@@ -135,7 +135,7 @@ public final class RewriteExperiment {
                                                shouldStop: shouldStop)
                 guard out.count == missing.count, zip(out, missing).allSatisfy({ $0.count == simContexts[$1].tokens.count }),
                       out.allSatisfy({ $0.allSatisfy { $0.isFinite && $0 >= -0.001 && $0 <= 9.001 } }) else {
-                    throw EngineError("simulator \(backend.name) returned predictions of the wrong shape or outside 0…9 for latent \(latent)")
+                    throw SimulatorError.badPredictions(simulator: backend.name, latent: latent)
                 }
                 try simCache.append(key, zip(missing, out).map { (contexts[$0], $1) })
                 simSeconds += Clock.now - t0

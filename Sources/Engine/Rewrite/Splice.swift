@@ -30,10 +30,10 @@ public final class Splice: @unchecked Sendable {
     /// Throws unless the transcoder fits the MLP of the model's layer.
     static func check(model: LlamaModel, transcoder: Transcoder, layer: Int) throws {
         guard layer >= 0 && layer < model.config.layers else {
-            throw EngineError("layer \(layer) is outside the model's layers 0…\(model.config.layers - 1)")
+            throw RewriteError.layerOutOfRange(layer, layers: model.config.layers)
         }
         guard transcoder.d == model.config.dim else {
-            throw EngineError("the transcoder takes inputs of size \(transcoder.d), but the model's hidden size is \(model.config.dim)")
+            throw RewriteError.widthMismatch(transcoder: transcoder.d, model: model.config.dim)
         }
     }
 
@@ -67,7 +67,7 @@ public final class Splice: @unchecked Sendable {
         var out: [Range<Int>] = [], start = 0, rows = 0
         for (i, w) in windows.enumerated() {
             guard !w.isEmpty, w.count <= model.batch else {
-                throw EngineError("a window of \(w.count) tokens does not fit the model's batch of \(model.batch) (windows must hold 1…\(model.batch) tokens)")
+                throw RewriteError.windowDoesNotFit(tokens: w.count, batch: model.batch)
             }
             if rows + w.count > model.batch { out.append(start..<i); start = i; rows = 0 }
             rows += w.count
@@ -176,9 +176,9 @@ public final class Splice: @unchecked Sendable {
     /// cross-entropy with only that latent's encoder value replaced by `values` (per window, per
     /// token), minus with the transcoder as is. Positive: the simulation hurts.
     public func singleLatentDelta(latent: Int, windows: [[Int]], values: [[Float]], shouldStop: () -> Bool = { false }) throws -> Double {
-        guard latent >= 0 && latent < transcoder.m else { throw EngineError("latent \(latent) is outside the transcoder's \(transcoder.m)") }
+        guard latent >= 0 && latent < transcoder.m else { throw RewriteError.latentOutOfRange(latent, latents: transcoder.m) }
         guard values.count == windows.count, zip(values, windows).allSatisfy({ $0.count == $1.count }) else {
-            throw EngineError("one simulated value per window token is needed for latent \(latent)'s loss delta")
+            throw RewriteError.valuesMismatch(latent: latent)
         }
         let p = try prepare(windows, shouldStop: shouldStop)
         let flat = values.flatMap { $0 }, m = transcoder.m

@@ -111,10 +111,10 @@ public final class Evaluator: @unchecked Sendable {
         let expected = set.isEmpty ? [] : try backend.simulate(latent: latent, explanation: text, contexts: set.map(\.context),
                                                                mode: kind.promptMode, shouldStop: shouldStop)
         guard expected.count == set.count, zip(expected, set).allSatisfy({ $0.count == $1.tokens.count }) else {
-            throw EngineError("simulator \(backend.name) returned predictions of the wrong shape for latent \(latent)")
+            throw SimulatorError.wrongShape(simulator: backend.name, latent: latent)
         }
         guard expected.allSatisfy({ $0.allSatisfy { $0.isFinite && $0 >= -0.001 && $0 <= 9.001 } }) else {
-            throw EngineError("simulator \(backend.name) returned expected digits outside 0…9 for latent \(latent)")
+            throw SimulatorError.digitsOutOfRange(simulator: backend.name, latent: latent)
         }
         return (set, expected, calibration.apply(expected, record: record, trainTokens: cache.manifest.trainTokens))
     }

@@ -48,7 +48,7 @@ public final class LocalSimulator: SimulatorBackend, @unchecked Sendable {
         digitIds = try (0...9).map { d in
             let ids = session.tokenizer.encode(String(d), parseSpecial: false)
             guard ids.count == 1 else {
-                throw EngineError("\(session.path): the digit \(d) is not a single token (it encodes as \(ids)); the simulator reads one token per digit")
+                throw SimulatorError.digitNotSingleToken(model: session.path, digit: d, ids: ids)
             }
             return ids[0]
         }
@@ -98,7 +98,7 @@ public final class LocalSimulator: SimulatorBackend, @unchecked Sendable {
             let model = session.model, p = prompt.prefix.count
             let longest = jobs.map(\.suffix.tokens.count).max()!
             guard p + longest <= model.config.contextLength else {
-                throw EngineError("a simulation prompt needs \(p + longest) positions but the model's context holds \(model.config.contextLength); use shorter contexts")
+                throw SimulatorError.promptTooLong(positions: p + longest, context: model.config.contextLength)
             }
             out.prefixTokens = try prompts.prepare(prompt.prefix, suffix: longest, model: model)
             let slot = { (i: Int) in self.prompts.slot(i, model: model) }

@@ -55,9 +55,9 @@ public final class OpenAISimulator: SimulatorBackend, @unchecked Sendable {
         if base.hasSuffix("/v1") { base.removeLast(3) }
         guard let parsed = URL(string: base), let scheme = parsed.scheme, ["http", "https"].contains(scheme), parsed.host != nil,
               let endpoint = URL(string: base + "/v1/completions") else {
-            throw EngineError("--simulator-url \(url) is not an http(s) URL such as http://127.0.0.1:8000")
+            throw SimulatorError.badServerURL(url)
         }
-        guard !model.isEmpty else { throw EngineError("the simulator server needs a model name (--simulator-model NAME)") }
+        guard !model.isEmpty else { throw SimulatorError.noServerModel }
         self.endpoint = endpoint
         self.model = model
         self.name = "\(model) at \(base)"
@@ -124,15 +124,15 @@ public final class OpenAISimulator: SimulatorBackend, @unchecked Sendable {
     static func echoReadouts(_ lp: Logprobs, rows: Int, tailTabs: Int, server: String) throws -> [Float] {
         let tabs = lp.tokens.indices.filter { lp.tokens[$0].contains("\t") }
         guard tabs.count >= rows + tailTabs else {
-            throw EngineError("\(server) echoed \(tabs.count) tokens with a tab; the prompt has \(rows + tailTabs) after its prefix")
+            throw SimulatorError.echoTooShort(server: server, tabs: tabs.count, expected: rows + tailTabs)
         }
         let shift = isShifted(lp) ? 0 : 1
         return try tabs.dropLast(tailTabs).suffix(rows).map { j in
             guard lp.tokens[j].hasSuffix("\t"), lp.tokens[j].filter({ $0 == "\t" }).count == 1, j + 1 < lp.tokens.count else {
-                throw EngineError("\(server)'s tokenizer joins a row's tab to the text after it (token \(JSONFile.quote(lp.tokens[j]))); the all-at-once layout cannot be read there, use --mode last")
+                throw SimulatorError.tabJoined(server: server, token: lp.tokens[j])
             }
             guard j + shift < lp.topLogprobs.count, let top = lp.topLogprobs[j + shift] else {
-                throw EngineError("\(server) returned no prompt logprobs (echo); start llama-cpp-python's server with --logits_all true")
+                throw SimulatorError.noPromptLogprobs(server: server)
             }
             return expectedDigit(top)
         }
@@ -158,7 +158,7 @@ public final class OpenAISimulator: SimulatorBackend, @unchecked Sendable {
     /// Generated token: the alternatives of the first (only) generated token.
     static func generatedReadout(_ lp: Logprobs, server: String) throws -> Float {
         guard let first = lp.topLogprobs.first, let top = first else {
-            throw EngineError("\(server) returned no logprobs for the generated token")
+            throw SimulatorError.noGeneratedLogprobs(server: server)
         }
         return expectedDigit(top)
     }
@@ -197,9 +197,9 @@ public final class OpenAISimulator: SimulatorBackend, @unchecked Sendable {
         }
         let completion: Completion
         do { completion = try JSONDecoder().decode(Completion.self, from: data) } catch {
-            throw EngineError("\(name) sent a reply that is not a completion with logprobs: \(String(decoding: data.prefix(300), as: UTF8.self))")
+            throw SimulatorError.notACompletion(server: name, reply: String(decoding: data.prefix(300), as: UTF8.self))
         }
-        guard let lp = completion.choices.first?.logprobs else { throw EngineError("\(name) sent a completion without logprobs") }
+        guard let lp = completion.choices.first?.logprobs else { throw SimulatorError.noLogprobs(server: name) }
         return lp
     }
 
@@ -231,11 +231,11 @@ public final class OpenAISimulator: SimulatorBackend, @unchecked Sendable {
         if let error {
             let e = error as NSError
             if e.domain == NSURLErrorDomain && e.code == NSURLErrorTimedOut {
-                throw EngineError("\(base) did not answer within \(Int(timeout)) s")
+                throw SimulatorError.serverTimedOut(url: base, seconds: Int(timeout))
             }
-            throw EngineError("cannot reach \(base) (\(e.localizedDescription)): start a server there, e.g. `python3 -m llama_cpp.server --model data/models/SmolLM2-135M-Instruct.Q4_1.gguf --logits_all true --port \(endpoint.port ?? 8000)` or `vllm serve MODEL`")
+            throw SimulatorError.serverUnreachable(url: base, reason: e.localizedDescription, port: endpoint.port ?? 8000)
         }
-        guard let response else { throw EngineError("\(base) sent no HTTP reply") }
+        guard let response else { throw SimulatorError.noHTTPReply(url: base) }
         guard response.statusCode == 200, let data else {
             let text = data.map { String(decoding: $0.prefix(400), as: UTF8.self) } ?? ""
             throw HTTPStatusError(url: endpoint.absoluteString, status: response.statusCode, body: text)

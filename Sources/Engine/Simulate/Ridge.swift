@@ -67,7 +67,7 @@ public struct RidgeStatistics: Equatable, Sendable {
     /// The ridge head fitted to these statistics with penalty `alpha` (on the correlation scale).
     public func solve(alpha: Double) throws -> RidgeHead {
         let d = dim, n = count
-        guard n >= 2 else { throw EngineError("ridge: fewer than two training rows") }
+        guard n >= 2 else { throw SimulatorError.ridgeTooFewRows }
         let mean = sum.map { $0 / n }, meanY = sumY / n
         let g = symmetrized()
         var sd = [Double](repeating: 1, count: d)
@@ -170,7 +170,7 @@ public enum Cholesky {
         for j in 0..<n {
             var diag = l[j * n + j]
             for k in 0..<j { diag -= l[j * n + k] * l[j * n + k] }
-            guard diag > 1e-300 else { throw EngineError("ridge: the system is not positive definite (raise the penalty)") }
+            guard diag > 1e-300 else { throw SimulatorError.ridgeNotPositiveDefinite }
             let root = diag.squareRoot()
             l[j * n + j] = root
             l.withUnsafeMutableBufferPointer { p in

@@ -41,14 +41,14 @@ public struct SimulatorTemplate: Equatable, Sendable {
             return try SimulatorTemplate(parsing: builtIn(mode), source: "built-in")
         }
         guard let data = FileManager.default.contents(atPath: url.path), let text = String(data: data, encoding: .utf8) else {
-            throw EngineError("\(url.path) cannot be read as UTF-8 text")
+            throw SimulatorError.unreadableTemplate(path: url.path)
         }
         return try SimulatorTemplate(parsing: text, source: url.path)
     }
 
     /// Parses and checks a template; errors name `source` and the line or placeholder at fault.
     public init(parsing text: String, source: String) throws {
-        func fail(_ why: String) -> EngineError { EngineError("simulator prompt \(source): \(why)") }
+        func fail(_ why: String) -> SimulatorError { .badTemplate(source: source, reason: why) }
         var messages: [Message] = []
         var placeholder = "unknown"
         var lines: [Substring] = []
@@ -157,7 +157,7 @@ public struct SimulatorPrompt: Sendable {
         tail = tailText.isEmpty ? [] : tokenizer.encode(tailText)
         func single(_ s: String, _ name: String) throws -> Int {
             let ids = tokenizer.encode(s, parseSpecial: false)
-            guard ids.count == 1 else { throw EngineError("the simulator's tokenizer has no single token for a \(name); it cannot lay out rows") }
+            guard ids.count == 1 else { throw SimulatorError.noSingleToken(name: name) }
             return ids[0]
         }
         tab = try single("\t", "tab")

@@ -57,7 +57,7 @@ public final class SimulatorTrainer {
         self.workspace = workspace
         self.session = session
         self.options = options
-        guard options.folds >= 3 else { throw EngineError("train-simulator: --folds must be at least 3 (each head's penalty is cross-validated on the other folds)") }
+        guard options.folds >= 3 else { throw SimulatorError.tooFewFolds(options.folds) }
         cache = try LatentCache(directory: workspace.cacheDirectory)
         corpus = try Corpus.load(from: workspace.corpusDirectory).0
     }
@@ -111,7 +111,7 @@ public final class SimulatorTrainer {
             let shard = manifest.shards[s]
             let url = workspace.cacheDirectory.appendingPathComponent("codes/" + shard.file.replacingOccurrences(of: ".f16", with: ".bin"))
             guard let data = FileManager.default.contents(atPath: url.path), data.count == shard.windows.count * L * k * 6 else {
-                throw EngineError("latent codes \(url.path) are missing or incomplete; run `loupe cache` again")
+                throw WorkspaceError.incompleteCodes(path: url.path)
             }
             for p in group {
                 let w = shard.windows[p.window]
@@ -199,7 +199,7 @@ public final class SimulatorTrainer {
         let counts = try LatentIndex.load(cache: cache).map(\.count)
         let versions = self.versions(store: store, counts: counts)
         guard versions.count >= options.folds * 2 else {
-            throw EngineError("train-simulator: \(versions.count) explanations of latents that fire are too few to train on; write them with `loupe explain --explainer lexical` first")
+            throw SimulatorError.tooFewExplanations(versions.count)
         }
         let layers = options.layers ?? SimulatorTrainingOptions.defaultLayers(depth: session.model.config.layers)
         let reader = try HiddenStateReader(session: session, layers: layers, prompt: options.prompt)

@@ -23,10 +23,10 @@ public final class HiddenStateReader: @unchecked Sendable {
     public init(session: Session, layers: [Int], prompt: String) throws {
         let n = session.model.config.layers
         guard !layers.isEmpty, layers.allSatisfy({ $0 >= 0 && $0 < n }), layers == layers.sorted(), Set(layers).count == layers.count else {
-            throw EngineError("trained simulator: layers \(layers) must be distinct, ascending and within the model's 0…\(n - 1)")
+            throw SimulatorError.trainedLayers(layers, depth: n)
         }
         guard prompt.components(separatedBy: "{{explanation}}").count == 2 else {
-            throw EngineError("trained simulator: the prompt must hold {{explanation}} once")
+            throw SimulatorError.trainedPromptPlaceholder
         }
         self.session = session
         self.layers = layers
@@ -57,10 +57,10 @@ public final class HiddenStateReader: @unchecked Sendable {
             guard !jobs.isEmpty else { return out }
             let longest = jobs.map { contexts[$0].tokens.count }.max()!
             guard longest <= model.batch else {
-                throw EngineError("trained simulator: a context of \(longest) tokens is longer than the model's batch of \(model.batch); use shorter contexts")
+                throw SimulatorError.trainedContextTooLong(tokens: longest, batch: model.batch)
             }
             guard p + longest <= model.config.contextLength else {
-                throw EngineError("trained simulator: a prompt needs \(p + longest) positions but the model's context holds \(model.config.contextLength)")
+                throw SimulatorError.trainedPromptTooLong(positions: p + longest, context: model.config.contextLength)
             }
             let stop = layers.last!
             try prompts.prepare(prefix, suffix: longest, model: model, hooks: ForwardHooks(stopAfterLayer: stop))
@@ -112,16 +112,16 @@ public final class TrainedSimulator: SimulatorBackend, @unchecked Sendable {
         let file = URL(fileURLWithPath: session.path).lastPathComponent
         let model = file.hasSuffix(".gguf") ? String(file.dropLast(5)) : file
         guard config.formatVersion == 1 else {
-            throw EngineError("trained simulator: format version \(config.formatVersion) is not 1; train it again with `loupe train-simulator`")
+            throw SimulatorError.trainedFormatVersion(config.formatVersion)
         }
         guard config.vocabSize == session.tokenizer.count, config.modelDim == session.model.config.dim else {
-            throw EngineError("trained simulator: it was trained on \(config.model) (vocabulary \(config.vocabSize), width \(config.modelDim)), not \(file); train it again with `loupe train-simulator`")
+            throw SimulatorError.trainedOnOtherModel(model: config.model, vocabulary: config.vocabSize, width: config.modelDim, file: file)
         }
         guard config.matchFeatures == ExplanationMatch.featureNames else {
-            throw EngineError("trained simulator: its match features \(config.matchFeatures) are not this Loupe's \(ExplanationMatch.featureNames); train it again")
+            throw SimulatorError.trainedMatchFeatures(found: config.matchFeatures, expected: ExplanationMatch.featureNames)
         }
         guard heads.count == config.folds, heads.allSatisfy({ $0.weight.count == config.featureCount }) else {
-            throw EngineError("trained simulator: expected \(config.folds) heads of \(config.featureCount) weights; train it again")
+            throw SimulatorError.trainedHeads(folds: config.folds, weights: config.featureCount)
         }
         self.config = config
         self.heads = heads
@@ -132,7 +132,7 @@ public final class TrainedSimulator: SimulatorBackend, @unchecked Sendable {
     /// Loads `simulator/` of a workspace.
     public convenience init(workspace: Workspace, session: Session) throws {
         guard workspace.hasTrainedSimulator else {
-            throw EngineError("the workspace at \(workspace.directory.path) has no trained simulator; train one with `loupe train-simulator` (or pass --simulator prompted-all)")
+            throw SimulatorError.noTrainedSimulator(workspace: workspace.directory.path)
         }
         let config = try JSONFile.read(TrainedSimulatorConfig.self, from: workspace.simulatorConfigURL)
         let file = try SafetensorsFile(path: workspace.simulatorHeadURL.path)
@@ -155,7 +155,7 @@ public final class TrainedSimulator: SimulatorBackend, @unchecked Sendable {
         let tmp = workspace.simulatorHeadURL.path + ".tmp"
         try SafetensorsFile.write(tensors, metadata: ["format": "loupe-trained-simulator"], to: tmp)
         guard rename(tmp, workspace.simulatorHeadURL.path) == 0 else {
-            throw EngineError("cannot write \(workspace.simulatorHeadURL.path): \(String(cString: strerror(errno)))")
+            throw SimulatorError.cannotWrite(path: workspace.simulatorHeadURL.path, reason: String(cString: strerror(errno)))
         }
         try JSONFile.write(config, to: workspace.simulatorConfigURL)
     }
