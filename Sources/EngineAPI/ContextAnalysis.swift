@@ -1,8 +1,6 @@
 import Foundation
-import Model
 import Storage
 import Tokenizer
-import Transcoder
 
 /// One active latent at one token.
 public struct LatentActivation: Equatable, Sendable {

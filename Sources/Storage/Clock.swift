@@ -1,8 +1,5 @@
-import Formats
 import Foundation
 import Kernels
-import Model
-import Storage
 import Tokenizer
 
 /// Wall-clock seconds, monotonic.

@@ -1,8 +1,5 @@
-import Formats
 import Foundation
 import Kernels
-import Model
-import Storage
 import Tokenizer
 
 /// Peak and current resident memory of this process, from /proc/self/status.
