@@ -1,5 +1,3 @@
-import Storage
-
 /// How a latent's simulated expected digits (0…9) become activations in the latent's units.
 ///
 /// - `none` (the paper's "uncalibrated"): value = E / 9 · max, with max the latent's largest

@@ -1,0 +1,99 @@
+import Foundation
+import LoupeTestSupport
+import XCTest
+
+/// Today's `loupe` on a workspace the code before the Storage → EngineAPI → Engine restructuring
+/// wrote (Tests/StorageTests/Fixtures/workspace-47801cc, made by
+/// scripts/fixtures/make_compat_workspace.sh): it prints, byte for byte, what the old `loupe`
+/// printed for the same commands (the fixture's golden/ files).
+///
+/// Two strings depend on the machine and are placeholders in the fixture (workspace.json and the
+/// golden files alike), filled in here before running and comparing:
+/// - `{workspace}`: the absolute path of the workspace folder (`info`'s "workspace"), here the
+///   temporary copy's;
+/// - `{data}`: the data directory whose `models/` holds the default model (workspace.json's and
+///   `info`'s "model"), here $LOUPE_DATA or this checkout's data/, passed to `loupe` as LOUPE_DATA,
+///   so the recorded model is "the default model" and resolves wherever the test runs.
+final class CompatibilityCLITests: XCTestCase {
+    static let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("StorageTests/Fixtures/workspace-47801cc", isDirectory: true)
+
+    /// $LOUPE_DATA if set, else the data/ folder of this checkout (where `loupe` looks by default).
+    static var dataDirectory: String {
+        if let env = ProcessInfo.processInfo.environment["LOUPE_DATA"], !env.isEmpty { return env }
+        return fixture.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("data").path
+    }
+
+    var temp: URL!
+    var workspace: String { temp.appendingPathComponent("workspace").path }
+
+    struct Result { let status: Int32; let stdout: String; let stderr: String }
+
+    func loupe(_ args: String...) throws -> Result { try loupe(args) }
+
+    func loupe(_ args: [String]) throws -> Result {
+        let binary = BuildProducts.executable("loupe")
+        guard FileManager.default.isExecutableFile(atPath: binary.path) else { throw XCTSkip("no loupe binary beside the tests at \(binary.path)") }
+        let p = Process()
+        p.executableURL = binary
+        p.arguments = args
+        p.environment = ProcessInfo.processInfo.environment.merging(["LOUPE_DATA": Self.dataDirectory]) { _, new in new }
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    }
+
+    func filled(_ text: String) -> String {
+        text.replacingOccurrences(of: "{workspace}", with: workspace).replacingOccurrences(of: "{data}", with: Self.dataDirectory)
+    }
+
+    func golden(_ name: String) throws -> String {
+        filled(try String(contentsOf: Self.fixture.appendingPathComponent("golden/\(name)"), encoding: .utf8))
+    }
+
+    override func setUpWithError() throws {
+        // The default model, fetched (or verified) once, so `latent` only loads its tokenizer.
+        let r = try loupe("fetch", "--json")
+        XCTAssertEqual(r.status, 0, r.stderr)
+        temp = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-compat-cli-\(UUID().uuidString)", isDirectory: true)
+        try FileManager.default.createDirectory(at: temp, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: Self.fixture.appendingPathComponent("workspace"), to: URL(fileURLWithPath: workspace))
+        let manifest = URL(fileURLWithPath: workspace).appendingPathComponent("workspace.json")
+        try filled(try String(contentsOf: manifest, encoding: .utf8)).write(to: manifest, atomically: true, encoding: .utf8)
+    }
+
+    override func tearDownWithError() throws {
+        if let temp { try? FileManager.default.removeItem(at: temp) }
+    }
+
+    func assertSame(_ args: [String], golden name: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let r = try loupe(args)
+        XCTAssertEqual(r.status, 0, r.stderr, file: file, line: line)
+        XCTAssertEqual(r.stdout, try golden(name), "loupe \(args.joined(separator: " "))", file: file, line: line)
+    }
+
+    func testInfoPrintsWhatTheOldBinaryPrinted() throws {
+        try assertSame(["info", "--json", "--workspace", workspace], golden: "info.json")
+    }
+
+    func testLatentsPrintWhatTheOldBinaryPrinted() throws {
+        for latent in [3, 5] {
+            try assertSame(["latent", "\(latent)", "--json", "--workspace", workspace], golden: "latent-\(latent).json")
+        }
+    }
+
+    func testExplanationsPrintWhatTheOldBinaryPrinted() throws {
+        for latent in [3, 5] {
+            try assertSame(["explanations", "show", "\(latent)", "--json", "--workspace", workspace], golden: "explanations-show-\(latent).json")
+        }
+        let export = temp.appendingPathComponent("export.json").path
+        let r = try loupe(["explanations", "export", export, "--workspace", workspace])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(try String(contentsOfFile: export, encoding: .utf8), try golden("explanations-export.json"))
+    }
+}
