@@ -33,7 +33,7 @@ extension App {
                 state.latent?.scroll = 0
                 // A latent opened without an LLM explanation gets one in the background (the engine skips it when it
                 // has one already; a person's explanation is never replaced).
-                let personal = state.explanations[record.latent].map { !$0.source.isMachine } ?? false
+                let personal = !ExplanationSource.machineMayReplace(state.explanations[record.latent])
                 if state.autoExplain && !personal && state.drafts[record.latent] == nil && record.count > 0 {
                     state.latent?.explaining = true
                     return [.explain(latent: record.latent)]

@@ -4,7 +4,7 @@ import Storage
 
 /// Progress on stderr: a bar with rate and ETA redrawn in place on a terminal, a line every few
 /// seconds otherwise. Ctrl-C asks the build to stop at the next safe point (what is done is kept).
-final class ProgressBar: BuildReporter, @unchecked Sendable {
+final class ProgressBar: ProgressReporter, @unchecked Sendable {
     private var step = ""
     private var total = 0
     private var unit = ""

@@ -57,11 +57,8 @@ enum RewriteCommand {
                 }
                 reporter.advance(p.done, detail: p.detail)
             }, shouldStop: { reporter.shouldStop })
-        } catch is SimulationCancelled {
-            Console.print("stopped; the simulations so far are kept: run the same command again to continue")
-            return
         } catch is CancellationError {
-            Console.print("stopped; run the same command again to continue (simulations are kept)")
+            Console.print("stopped; the simulations so far are kept: run the same command again to continue")
             return
         }
         reporter.end(stage, summary: "done")

@@ -71,7 +71,7 @@ enum ScoreCommand {
                 result = try service.score(latent: latent, version: current[latent]!, backend: backend, kind: kind, calibration: calibration,
                                            partner: partners[latent], extras: .init(controls: withControls, lossDelta: lossDelta),
                                            shouldStop: { reporter.shouldStop })
-            } catch is SimulationCancelled { stopped = true; break } catch is CancellationError { stopped = true; break }
+            } catch is CancellationError { stopped = true; break }
             scored += 1
             reporter.advance(scored, detail: "latent \(latent) r=\(number(result.scores.pearson))")
             if !json {

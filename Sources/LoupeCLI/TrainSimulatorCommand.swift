@@ -41,8 +41,6 @@ enum TrainSimulatorCommand {
             }, note: { reporter.note($0) }, shouldStop: { reporter.shouldStop })
         } catch is CancellationError {
             throw UserError("train-simulator: interrupted; the statistics gathered so far are kept — run the same command again to continue")
-        } catch is SimulationCancelled {
-            throw UserError("train-simulator: interrupted; run the same command again to continue")
         }
         let t = config.training!
         reporter.end("train-simulator", summary: "\(t.examples) explanations of \(t.latents) latents")

@@ -1,7 +1,37 @@
 import Foundation
 
-/// Shared by the append-only logs (explanations, scores, the rewrite's simulations).
+/// Shared by the append-only logs (explanations, scores, the rewrite's simulations): how a line
+/// is appended and how the lines are read back.
 public enum AppendOnly {
+    /// The complete lines of a log after byte `offset`, blank ones dropped: an unterminated last
+    /// line (torn by a crash, or still being written) waits. `restart` is true when the file is
+    /// shorter than `offset` (replaced or truncated): the lines are then read from the start, and
+    /// what was read before must be dropped. `end` is the offset to read from next time. Nil when
+    /// the file does not exist.
+    public struct Tail {
+        public var lines: [Data.SubSequence]
+        public var end: UInt64
+        public var restart: Bool
+    }
+
+    public static func readLines(_ path: String, after offset: UInt64) throws -> Tail? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        let restart = UInt64(st.st_size) < offset
+        let start = restart ? 0 : offset
+        guard let handle = FileHandle(forReadingAtPath: path) else { throw LogError.cannotRead(path: path, reason: nil) }
+        defer { try? handle.close() }
+        let data: Data
+        do {
+            try handle.seek(toOffset: start)
+            data = try handle.readToEnd() ?? Data()
+        } catch { throw LogError.cannotRead(path: path, reason: error.localizedDescription) }
+        guard let last = data.lastIndex(of: UInt8(ascii: "\n")) else { return Tail(lines: [], end: start, restart: restart) }
+        let lines = data[data.startIndex...last].split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true)
+            .filter { !$0.allSatisfy { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D } }
+        return Tail(lines: lines, end: start + UInt64(last - data.startIndex + 1), restart: restart)
+    }
+
     /// The whole of `bytes` written to `fd`, retrying short writes and EINTR, so one record is one
     /// `write` sequence before its fsync.
     static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws {

@@ -1,6 +1,4 @@
 import Foundation
-import Kernels
-import Tokenizer
 
 /// Wall-clock seconds, monotonic.
 public enum Clock {

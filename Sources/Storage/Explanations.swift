@@ -349,24 +349,10 @@ public final class ExplanationStore: @unchecked Sendable {
     /// Parses the complete lines after `consumed` (caller holds `lock`). An unterminated tail is left
     /// for later. A file shorter than what was read (replaced or truncated) is read again from the start.
     private func readNewLines() throws {
-        let path = logURL.path
-        guard FileManager.default.fileExists(atPath: path) else { return }
-        if fileSize(path) < consumed {
-            versions = []; byLatent = [:]; consumed = 0; skipped = 0
-        }
-        guard let handle = FileHandle(forReadingAtPath: path) else { throw LogError.cannotRead(path: path, reason: nil) }
-        defer { try? handle.close() }
-        let data: Data
-        do {
-            try handle.seek(toOffset: consumed)
-            data = try handle.readToEnd() ?? Data()
-        } catch { throw LogError.cannotRead(path: path, reason: error.localizedDescription) }
-        guard let end = data.lastIndex(of: UInt8(ascii: "\n")) else { return }
-        let complete = data[data.startIndex...end]
-        consumed += UInt64(complete.count)
-        let lines = complete.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true)
-            .filter { !$0.allSatisfy { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D } }
-        for parsed in Self.decode(lines) {
+        guard let tail = try AppendOnly.readLines(logURL.path, after: consumed) else { return }
+        if tail.restart { versions = []; byLatent = [:]; skipped = 0 }
+        consumed = tail.end
+        for parsed in Self.decode(tail.lines) {
             guard let v = parsed, v.id > (versions.last?.id ?? 0), v.latent >= 0 else { skipped += 1; continue }
             byLatent[v.latent, default: []].append(versions.count)
             versions.append(v)

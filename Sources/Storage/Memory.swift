@@ -1,6 +1,4 @@
 import Foundation
-import Kernels
-import Tokenizer
 
 /// Peak and current resident memory of this process, from /proc/self/status.
 public enum Memory {

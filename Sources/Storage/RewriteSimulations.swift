@@ -57,11 +57,9 @@ public final class RewriteSimulationCache: @unchecked Sendable {
     /// Reads what is cached (nothing when the file does not exist).
     public init(url: URL) throws {
         self.url = url
-        guard let data = FileManager.default.contents(atPath: url.path) else { return }
+        guard let tail = try AppendOnly.readLines(url.path, after: 0) else { return }
         let decoder = JSONDecoder()
-        var lines = data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true)
-        if data.last != UInt8(ascii: "\n"), !lines.isEmpty { lines.removeLast() }   // torn
-        for line in lines {
+        for line in tail.lines {
             guard let l = try? decoder.decode(Line.self, from: line) else { skippedLines += 1; continue }
             let key = Key(latent: l.latent, version: l.version, backend: l.backend, mode: l.mode)
             for w in l.windows where w.expected.count == w.length {

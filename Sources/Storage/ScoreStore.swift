@@ -162,23 +162,12 @@ public final class ScoreStore: @unchecked Sendable {
     /// Parses the complete lines of scores.jsonl after `consumed` (caller holds `lock`); an
     /// unterminated tail waits. A file shorter than what was read is read again from the start.
     private func readNewLines() throws {
-        let path = scoresURL.path
-        var st = stat()
-        guard stat(path, &st) == 0 else { return }
-        if UInt64(st.st_size) < consumed { results = []; byLatent = [:]; byKey = [:]; consumed = 0; skipped = 0 }
-        guard let handle = FileHandle(forReadingAtPath: path) else { throw LogError.cannotRead(path: path, reason: nil) }
-        defer { try? handle.close() }
-        let data: Data
-        do {
-            try handle.seek(toOffset: consumed)
-            data = try handle.readToEnd() ?? Data()
-        } catch { throw LogError.cannotRead(path: path, reason: error.localizedDescription) }
-        guard let end = data.lastIndex(of: UInt8(ascii: "\n")) else { return }
-        consumed += UInt64(end - data.startIndex + 1)
+        guard let tail = try AppendOnly.readLines(scoresURL.path, after: consumed) else { return }
+        if tail.restart { results = []; byLatent = [:]; byKey = [:]; skipped = 0 }
+        consumed = tail.end
         let decoder = JSONDecoder()
         decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        for line in data[data.startIndex...end].split(separator: UInt8(ascii: "\n")) {
-            if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
+        for line in tail.lines {
             guard let s = try? decoder.decode(LatentScores.self, from: Data(line)), s.latent >= 0 else { skipped += 1; continue }
             byLatent[s.latent, default: []].append(results.count)
             byKey[s.key] = results.count

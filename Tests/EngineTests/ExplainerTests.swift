@@ -251,7 +251,7 @@ extension LLMExplainer {
 }
 
 /// Stops the job (as Ctrl-C does) once `stopAfter` latents are done.
-private final class StoppingReporter: BuildReporter {
+private final class StoppingReporter: ProgressReporter {
     let stopAfter: Int
     var done = 0
     init(stopAfter: Int) { self.stopAfter = stopAfter }

@@ -287,7 +287,7 @@ final class ScoringTests: XCTestCase {
 private final class OddTokens: SimulatorBackend, @unchecked Sendable {
     let name = "odd tokens"
     func simulate(explanation: String, contexts: [SimulationContext], mode: SimulationMode, shouldStop: () -> Bool) throws -> [[Float]] {
-        if shouldStop() { throw SimulationCancelled() }
+        if shouldStop() { throw CancellationError() }
         return contexts.map { $0.tokens.map { $0 % 2 == 1 ? 9 : 0 } }
     }
 }

@@ -173,7 +173,7 @@ final class SimulatorTests: XCTestCase {
     func testShouldStopCancels() throws {
         let sim = try LocalSimulator(session: Session(modelPath: TinySimulatorModel.write(to: dir)), promptDirectory: dir)
         XCTAssertThrowsError(try sim.simulate(explanation: "x", contexts: [context(farmer)], mode: .lastToken, shouldStop: { true })) {
-            XCTAssertTrue($0 is SimulationCancelled)
+            XCTAssertTrue($0 is CancellationError)
         }
     }
 

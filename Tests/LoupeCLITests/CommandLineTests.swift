@@ -4,23 +4,13 @@ import XCTest
 
 /// The real `loupe` binary, run as a user runs it, on the real model.
 final class CommandLineTests: XCTestCase {
-    struct Result { let status: Int32; let stdout: String; let stderr: String }
+    typealias Result = LoupeBinary.Result
 
     func loupe(_ args: String...) throws -> Result { try loupe(args) }
 
     func loupe(_ args: [String]) throws -> Result {
-        let binary = BuildProducts.executable("loupe")
-        guard FileManager.default.isExecutableFile(atPath: binary.path) else { throw XCTSkip("no loupe binary beside the tests at \(binary.path)") }
-        let p = Process()
-        p.executableURL = binary
-        p.arguments = args
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+        guard LoupeBinary.exists else { throw XCTSkip("no loupe binary beside the tests at \(BuildProducts.executable("loupe").path)") }
+        return try LoupeBinary.run(args)
     }
 
     func json(_ r: Result) throws -> [String: Any] {

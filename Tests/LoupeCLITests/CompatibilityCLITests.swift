@@ -28,24 +28,13 @@ final class CompatibilityCLITests: XCTestCase {
     var temp: URL!
     var workspace: String { temp.appendingPathComponent("workspace").path }
 
-    struct Result { let status: Int32; let stdout: String; let stderr: String }
+    typealias Result = LoupeBinary.Result
 
     func loupe(_ args: String...) throws -> Result { try loupe(args) }
 
     func loupe(_ args: [String]) throws -> Result {
-        let binary = BuildProducts.executable("loupe")
-        guard FileManager.default.isExecutableFile(atPath: binary.path) else { throw XCTSkip("no loupe binary beside the tests at \(binary.path)") }
-        let p = Process()
-        p.executableURL = binary
-        p.arguments = args
-        p.environment = ProcessInfo.processInfo.environment.merging(["LOUPE_DATA": Self.dataDirectory]) { _, new in new }
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+        guard LoupeBinary.exists else { throw XCTSkip("no loupe binary beside the tests at \(BuildProducts.executable("loupe").path)") }
+        return try LoupeBinary.run(args, environment: ["LOUPE_DATA": Self.dataDirectory])
     }
 
     func filled(_ text: String) -> String {

@@ -36,16 +36,6 @@ public struct BuildOptions: Sendable {
     public init() {}
 }
 
-/// Receives the build's progress: one step at a time, with counts for a progress bar.
-public protocol BuildReporter: AnyObject {
-    func begin(_ step: String, total: Int, unit: String)
-    func advance(_ done: Int, detail: String)
-    func end(_ step: String, summary: String)
-    func note(_ message: String)
-    /// Polled between units of work; true stops the build (what is done is kept).
-    var shouldStop: Bool { get }
-}
-
 /// `loupe build`: corpus → activations → transcoder → latent cache → evaluation, each step
 /// resumable and recorded in `workspace.json`.
 public final class Builder {
@@ -54,9 +44,9 @@ public final class Builder {
     public let tokenizer: BPETokenizer
     public let modelPath: String
     public let options: BuildOptions
-    let reporter: BuildReporter
+    let reporter: ProgressReporter
 
-    public init(workspace: Workspace, model: LlamaModel, tokenizer: BPETokenizer, modelPath: String, options: BuildOptions, reporter: BuildReporter) {
+    public init(workspace: Workspace, model: LlamaModel, tokenizer: BPETokenizer, modelPath: String, options: BuildOptions, reporter: ProgressReporter) {
         self.workspace = workspace
         self.model = model
         self.tokenizer = tokenizer

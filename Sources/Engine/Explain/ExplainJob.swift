@@ -41,7 +41,7 @@ public enum ExplainJob {
 
     /// Explains `latents` in order; `onExplained(latent, text)` sees each explanation once saved.
     public static func run(latents: [Int], explainer: Explainer, records: (Int) throws -> LatentRecord, store: ExplanationStore,
-                           redo: Bool, reporter: BuildReporter, onExplained: (Int, String) -> Void = { _, _ in }) throws -> Summary {
+                           redo: Bool, reporter: ProgressReporter, onExplained: (Int, String) -> Void = { _, _ in }) throws -> Summary {
         let start = Clock.now
         var summary = Summary(source: explainer.source)
         var todo: [Int] = []
@@ -75,22 +75,9 @@ public enum ExplainJob {
 
     /// As above, reading records from the latent cache (the last few block files decoded are kept).
     public static func run(latents: [Int], explainer: Explainer, cache: LatentCache, store: ExplanationStore, redo: Bool,
-                           reporter: BuildReporter, onExplained: (Int, String) -> Void = { _, _ in }) throws -> Summary {
-        var blocks: [(file: String, records: [LatentRecord])] = []
-        let records = { (latent: Int) throws -> LatentRecord in
-            guard latent >= 0 && latent < cache.manifest.latents else { return try cache.record(latent) }
-            let file = cache.manifest.files[latent / cache.manifest.blockSize]
-            if let i = blocks.firstIndex(where: { $0.file == file }) {
-                let block = blocks.remove(at: i)
-                blocks.append(block)
-            } else {
-                blocks.append((file, try cache.records(in: file)))
-                if blocks.count > 4 { blocks.removeFirst() }
-            }
-            guard let r = blocks.last!.records.first(where: { $0.latent == latent }) else { return try cache.record(latent) }
-            return r
-        }
-        return try run(latents: latents, explainer: explainer, records: records, store: store, redo: redo, reporter: reporter,
+                           reporter: ProgressReporter, onExplained: (Int, String) -> Void = { _, _ in }) throws -> Summary {
+        let reader = LatentRecordReader(cache: cache, keep: 4)
+        return try run(latents: latents, explainer: explainer, records: reader.record, store: store, redo: redo, reporter: reporter,
                        onExplained: onExplained)
     }
 }

@@ -123,7 +123,7 @@ public final class RewriteExperiment {
         var simulated = 0, reused = 0, predictions = 0, simSeconds = 0.0
         progress(Progress(stage: "simulate", done: 0, total: needed.count, detail: "\(needed.count) latents × \(windows.count) windows"))
         for (i, latent) in needed.enumerated() {
-            if shouldStop() { throw SimulationCancelled() }
+            if shouldStop() { throw CancellationError() }
             let version = current[latent]!
             let key = RewriteSimulationCache.Key(latent: latent, version: version.id, backend: backend.name, mode: kind)
             let missing = contexts.indices.filter { simCache.expected(key, contexts[$0]) == nil }

@@ -13,8 +13,8 @@ public final class Evaluator: @unchecked Sendable {
     let tokenText: (Int) -> String
     /// Corpus window → its place among the held-out windows (-1 for training windows).
     let heldPosition: [Int32]
-    /// The last block of latent records read (scoring runs through latents in order).
-    private var block: (file: String, records: [LatentRecord])?
+    /// Latent records, a block file decoded once while scoring runs through latents in order.
+    private let records: LatentRecordReader
 
     /// Opens the workspace's cache and corpus and loads (or builds, once) its held-out index.
     public convenience init(workspace: Workspace, tokenizer: BPETokenizer, options: ScoringOptions = ScoringOptions()) throws {
@@ -23,6 +23,7 @@ public final class Evaluator: @unchecked Sendable {
 
     public init(workspace: Workspace, tokenText: @escaping (Int) -> String, options: ScoringOptions = ScoringOptions()) throws {
         cache = try LatentCache(directory: workspace.cacheDirectory)
+        records = LatentRecordReader(cache: cache, keep: 1)
         corpus = try Corpus.load(from: workspace.corpusDirectory).0
         index = try HeldOutIndex.load(cache: cache, corpus: corpus)
         self.tokenText = tokenText
@@ -33,12 +34,7 @@ public final class Evaluator: @unchecked Sendable {
     }
 
     /// The latent's cache record (its block file is kept, so latents in order read each block once).
-    public func record(_ latent: Int) throws -> LatentRecord {
-        guard latent >= 0 && latent < cache.manifest.latents else { return try cache.record(latent) }
-        let file = cache.manifest.files[latent / cache.manifest.blockSize]
-        if block?.file != file { block = (file, try cache.records(in: file)) }
-        return try block!.records.first { $0.latent == latent } ?? cache.record(latent)
-    }
+    public func record(_ latent: Int) throws -> LatentRecord { try records.record(latent) }
 
     /// The latent's scoring set (definition at the top of this file).
     public func scoringSet(latent: Int) throws -> [ScoringWindow] {
@@ -85,7 +81,7 @@ public final class Evaluator: @unchecked Sendable {
     }
 
     /// Simulates the explanation on the latent's scoring set and scores it. Throws
-    /// `SimulationCancelled` when `shouldStop` says so.
+    /// `CancellationError` when `shouldStop` says so.
     public func evaluate(latent: Int, explanation: ExplanationVersion, backend: SimulatorBackend, mode: SimulationMode,
                          calibration: Calibration, shouldStop: () -> Bool = { false }) throws -> (LatentScores, SimulationRecord) {
         try evaluate(latent: latent, explanation: explanation, backend: backend, kind: SimulatorKind(prompted: mode),

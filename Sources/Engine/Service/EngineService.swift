@@ -20,7 +20,7 @@ public final class EngineService: @unchecked Sendable {
 
     private var manifestValue: WorkspaceManifest?
     private var cacheValue: LatentCache?
-    private var blocks: [(file: String, records: [LatentRecord])] = []
+    private var records: LatentRecordReader?
     private var explanationStore: ExplanationStore?
     private var scoreStore: ScoreStore?
     private var sessionValue: Session?
@@ -42,7 +42,7 @@ public final class EngineService: @unchecked Sendable {
     public func reopen() {
         manifestValue = nil
         cacheValue = nil
-        blocks = []
+        records = nil
         evaluatorValue = nil
         spliceValue = nil
         analyzerValue = nil
@@ -73,15 +73,8 @@ public final class EngineService: @unchecked Sendable {
 
     /// A latent's record; the last few decoded block files are kept.
     public func record(_ latent: Int) throws -> LatentRecord {
-        let cache = try cache()
-        guard latent >= 0 && latent < cache.manifest.latents else { throw WorkspaceError.noLatent(latent, count: cache.manifest.latents) }
-        let file = cache.manifest.files[latent / cache.manifest.blockSize]
-        if let hit = blocks.first(where: { $0.file == file }), let r = hit.records.first(where: { $0.latent == latent }) { return r }
-        let records = try cache.records(in: file)
-        blocks.append((file, records))
-        if blocks.count > 3 { blocks.removeFirst() }
-        guard let r = records.first(where: { $0.latent == latent }) else { return try cache.record(latent) }
-        return r
+        if records == nil { records = LatentRecordReader(cache: try cache()) }
+        return try records!.record(latent)
     }
 
     public func explanations() throws -> ExplanationStore {
@@ -212,7 +205,7 @@ public final class EngineService: @unchecked Sendable {
     /// Scores one explanation version: simulate it on the latent's held-out scoring set, then (as
     /// asked) the controls with `partner`'s explanation as the shuffled one, then the loss delta of
     /// splicing the simulation in, then store it. `shown` sees the scores as soon as they exist
-    /// (before the controls and the delta). Throws `SimulationCancelled`/`CancellationError` when
+    /// (before the controls and the delta). Throws `CancellationError` when
     /// stopped; nothing is stored then.
     @discardableResult
     public func score(latent: Int, version: ExplanationVersion, backend: SimulatorBackend, kind: SimulatorKind, calibration: Calibration,

@@ -200,7 +200,7 @@ public final class EngineThread: EngineClient, @unchecked Sendable {
                 post(.measuringLoss(latent: latent))
             }
             post(.simulation(latent: latent, scores: stored.scores, previous: store.previous(of: stored.scores), record: stored.record))
-        } catch is SimulationCancelled {
+        } catch is CancellationError {
             post(.notice("simulation of latent \(latent) cancelled"))
             if let stored = try storedSimulation(latent) { post(stored) } else {
                 post(.failure("simulation of latent \(latent) cancelled; s runs it again"))
@@ -227,10 +227,8 @@ public final class EngineThread: EngineClient, @unchecked Sendable {
             }, shouldStop: { [weak self] in self?.isCancelled ?? true })
             post(.rewrite(report))
             post(.notice("rewrite done: \(report.results.count) settings on \(report.windows.count) windows"))
-        } catch is SimulationCancelled {
-            post(.notice("rewrite stopped; its simulations are kept, so running it again continues"))
         } catch is CancellationError {
-            post(.notice("rewrite stopped; running it again continues"))
+            post(.notice("rewrite stopped; its simulations are kept, so running it again continues"))
         }
     }
 
@@ -252,7 +250,7 @@ public final class EngineThread: EngineClient, @unchecked Sendable {
     }
 
     /// Build progress → status-line events (at most ~10 a second), with a rate-based ETA.
-    final class Reporter: BuildReporter {
+    final class Reporter: ProgressReporter {
         weak var engine: EngineThread?
         var step = "", total = 0, unit = ""
         var samples: [(Double, Int)] = []

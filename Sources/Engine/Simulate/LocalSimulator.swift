@@ -104,7 +104,7 @@ public final class LocalSimulator: SimulatorBackend, @unchecked Sendable {
             let slot = { (i: Int) in self.prompts.slot(i, model: model) }
             var j = 0
             while j < jobs.count {
-                if shouldStop() { throw SimulationCancelled() }
+                if shouldStop() { throw CancellationError() }
                 var end = j, rows = 0
                 while end < jobs.count, end - j < maxSequencesPerBatch, rows + jobs[end].suffix.tokens.count <= model.batch {
                     rows += jobs[end].suffix.tokens.count
@@ -141,7 +141,7 @@ public final class LocalSimulator: SimulatorBackend, @unchecked Sendable {
             var out = Self.emptyOutput(contexts, prefixTokens: prompt.prefix.count)
             let p = prompt.prefix.count
             for job in Self.jobs(prompt, contexts).prefix(limit) {
-                if shouldStop() { throw SimulationCancelled() }
+                if shouldStop() { throw CancellationError() }
                 let tokens = prompt.prefix + job.suffix.tokens
                 let cache = session.model.makeCache(capacity: tokens.count)
                 let shifted = Job(context: job.context, positions: job.positions,

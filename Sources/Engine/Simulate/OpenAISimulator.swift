@@ -88,7 +88,7 @@ public final class OpenAISimulator: SimulatorBackend, @unchecked Sendable {
         let tailTabs = prompt.tailText.filter { $0 == "\t" }.count
         var next = 0
         while next < jobs.count {
-            if shouldStop() { throw SimulationCancelled() }
+            if shouldStop() { throw CancellationError() }
             let batch = Array(jobs[next..<min(next + max(1, concurrency), jobs.count)])
             let results = try parallel(batch.map { job in { @Sendable [self] in
                 switch mode {

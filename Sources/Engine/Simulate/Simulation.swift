@@ -12,7 +12,7 @@ public protocol SimulatorBackend: AnyObject, Sendable {
     var name: String { get }
 
     /// Per context, per token, the expected digit in 0…9. `shouldStop` is polled between units of
-    /// work; when it returns true the backend throws `SimulationCancelled`.
+    /// work; when it returns true the backend throws `CancellationError` (the one error every job stops with).
     func simulate(explanation: String, contexts: [SimulationContext], mode: SimulationMode,
                   shouldStop: () -> Bool) throws -> [[Float]]
 
@@ -27,10 +27,4 @@ public extension SimulatorBackend {
                   shouldStop: () -> Bool) throws -> [[Float]] {
         try simulate(explanation: explanation, contexts: contexts, mode: mode, shouldStop: shouldStop)
     }
-}
-
-/// Thrown by a backend that was asked to stop.
-public struct SimulationCancelled: Error, CustomStringConvertible {
-    public init() {}
-    public var description: String { "simulation cancelled" }
 }

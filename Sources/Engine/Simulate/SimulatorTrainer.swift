@@ -220,12 +220,8 @@ public final class SimulatorTrainer {
                                   folds: (0..<options.folds).map { _ in RidgeStatistics(dim: F) })
         if checkpoint.done > 0 { note("continuing from example \(checkpoint.done) of \(versions.count)") }
         var lastSave = Clock.now
-        var block: (latent: Int, records: [LatentRecord])?
-        func record(_ m: Int) throws -> LatentRecord {
-            let b = m / cache.manifest.blockSize
-            if block?.latent != b { block = (b, try cache.records(in: cache.manifest.files[b])) }
-            return try block!.records.first { $0.latent == m } ?? cache.record(m)
-        }
+        let records = LatentRecordReader(cache: cache, keep: 1)
+        func record(_ m: Int) throws -> LatentRecord { try records.record(m) }
         progress(checkpoint.done, versions.count, "")
         var i = checkpoint.done
         while i < versions.count {

@@ -67,7 +67,7 @@ public final class HiddenStateReader: @unchecked Sendable {
             let slot = { (i: Int) in self.prompts.slot(i, model: model) }
             var j = 0
             while j < jobs.count {
-                if shouldStop() { throw SimulationCancelled() }
+                if shouldStop() { throw CancellationError() }
                 var end = j, rows = 0
                 while end < jobs.count, end - j < maxSequencesPerBatch, rows + contexts[jobs[end]].tokens.count <= model.batch {
                     rows += contexts[jobs[end]].tokens.count
