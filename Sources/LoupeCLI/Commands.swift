@@ -62,8 +62,9 @@ struct CommandSpec: Sendable {
         ]) { try BenchCommand.run(&$0) },
         CommandSpec("build", [
             Form(synopsis: "build [--corpus F]… [--layer 15] [--latents 4608] [--k 32] [--tokens 2000000] [--transcoder DIR] [--workspace DIR] "
-                     + "[--epochs 3] [--lr 3e-3] [--batch 1024] [--auxk-alpha 0.03125] [--dead-threshold 100000] [--no-skip]",
-                 summary: ["fetch, corpus, activations, training, latent cache and evaluation; resumable"]),
+                     + "[--epochs 3] [--lr 3e-3] [--batch 1024] [--auxk-alpha 0.03125] [--dead-threshold 100000] [--no-skip] [--no-simulator]",
+                 summary: ["fetch, corpus, activations, training, latent cache, evaluation, then lexical explanations and the trained simulator",
+                           "(--no-simulator: stop after the evaluation); resumable"]),
         ]) { try WorkspaceCommands.build(&$0, steps: Builder.Step.allCases) },
         CommandSpec("train", [
             Form(synopsis: "train …", summary: ["the steps up to training alone (with what they need first); same options as build"]),

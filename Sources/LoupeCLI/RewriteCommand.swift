@@ -72,7 +72,8 @@ enum RewriteCommand {
     /// The table `loupe rewrite` prints, then its method and timing lines.
     static func table(_ r: RewriteReport) -> [String] {
         let tokens = r.windows.reduce(0) { $0 + $1.tokens.count - 1 }
-        var lines = ["setting                   latents      CE  Δ vs base [95% interval]        Δ vs zero abl. [95% interval]    ≠ zero abl."]
+        var lines = ["setting                   latents      CE  Δ vs base [95% interval]        Δ vs zero abl. [95% interval]    ≠ zero abl.   "
+                     + "Δ vs latents off [95% interval]  < latents off"]
         for x in r.results {
             let vsZero = x.setting.kind == .zeroAblation || x.setting.kind == .base ? "" :
                 String(format: "%+.4f [%+.4f, %+.4f]", x.vsZero, x.vsZeroLow, x.vsZeroHigh)
@@ -81,13 +82,17 @@ enum RewriteCommand {
             lines.append(SimulateCommand.pad(x.setting.label, 24) + String(repeating: " ", count: max(0, 8 - latents.count)) + latents
                          + String(format: "  %6.4f  ", x.ce)
                          + SimulateCommand.pad(x.setting.kind == .base ? "" : String(format: "%+.4f [%+.4f, %+.4f]", x.delta, x.deltaLow, x.deltaHigh), 30)
-                         + "  " + SimulateCommand.pad(vsZero, 31) + "  " + differs)
+                         + "  " + SimulateCommand.pad(vsZero, 31) + "  " + SimulateCommand.pad(differs, 12)
+                         + (x.vsLatentsOff.map { v in
+                             "  " + SimulateCommand.pad(String(format: "%+.4f [%+.4f, %+.4f]", v, x.vsLatentsOffLow ?? .nan, x.vsLatentsOffHigh ?? .nan), 31)
+                                 + "  " + (x.beatsLatentsOff == true ? "yes" : "no")
+                         } ?? ""))
         }
         let t = r.timing
         lines.append("method: \(r.windows.count) held-out windows of \(r.options.length) tokens (\(tokens) predicted tokens), at the fractions 0, 1/2, 1/4, 3/4, … of the held-out split; "
                      + "layer \(r.layer) MLP replaced; fractions of the \(r.population) latents with an explanation (\(r.scored) with a score rank first under 'score', "
                      + "the rest in random order); simulator \(r.backend), mode \(r.options.mode); intervals: \(r.options.bootstrap) bootstrap resamples of the windows, "
-                     + "2.5–97.5th percentiles; mean ablation uses the mean MLP output over these windows.")
+                     + "2.5–97.5th percentiles; mean ablation uses the mean MLP output over these windows; latents off keeps only the transcoder's skip path and decoder bias.")
         lines.append(String(format: "time: %@ total; simulation %@ (%d latents simulated, %d reused from the cache, %d predictions, %.1f per s); forward passes %@ (%d tokens, %.0f per s)",
                             ProgressBar.duration(t.totalSeconds), ProgressBar.duration(t.simulationSeconds), t.latentsSimulated, t.latentsReused,
                             t.predictions, t.simulationSeconds > 0 ? Double(t.predictions) / t.simulationSeconds : 0,
@@ -95,19 +100,27 @@ enum RewriteCommand {
         return lines
     }
 
+    static func settingJSON(_ x: RewriteResult) -> JSON {
+        func n(_ x: Double) -> JSON { x.isFinite ? .number(x) : .null }
+        func n(_ x: Double?) -> JSON { x.map(n) ?? .null }
+        var pairs: [(String, JSON)] = [("setting", .string(x.setting.label)), ("kind", .string(x.setting.kind.rawValue))]
+        pairs.append(("fraction", x.setting.fraction.map { .number($0) } ?? .null))
+        pairs.append(("selection", x.setting.selection.map { .string($0.rawValue) } ?? .null))
+        pairs.append(("calibration", x.setting.calibration.map { .string($0.rawValue) } ?? .null))
+        pairs += [("latents", .int(x.latents)), ("ce", n(x.ce)), ("delta", n(x.delta)), ("delta_low", n(x.deltaLow)), ("delta_high", n(x.deltaHigh))]
+        pairs += [("vs_zero", n(x.vsZero)), ("vs_zero_low", n(x.vsZeroLow)), ("vs_zero_high", n(x.vsZeroHigh))]
+        pairs.append(("distinguishable_from_zero_ablation", .bool(x.distinguishableFromZero)))
+        pairs += [("vs_latents_off", n(x.vsLatentsOff)), ("vs_latents_off_low", n(x.vsLatentsOffLow)), ("vs_latents_off_high", n(x.vsLatentsOffHigh))]
+        pairs.append(("beats_latents_off", x.beatsLatentsOff.map { .bool($0) } ?? .null))
+        return .object(pairs)
+    }
+
     static func reportJSON(_ r: RewriteReport, path: String) -> JSON {
         func n(_ x: Double) -> JSON { x.isFinite ? .number(x) : .null }
         return .object([
             ("windows", .int(r.windows.count)), ("length", .int(r.options.length)), ("population", .int(r.population)), ("scored", .int(r.scored)),
             ("backend", .string(r.backend)), ("mode", .string(r.options.mode.storedMode)), ("layer", .int(r.layer)), ("bootstrap", .int(r.options.bootstrap)),
-            ("settings", .array(r.results.map { x in
-                .object([("setting", .string(x.setting.label)), ("kind", .string(x.setting.kind.rawValue)),
-                         ("fraction", x.setting.fraction.map { .number($0) } ?? .null), ("selection", x.setting.selection.map { .string($0.rawValue) } ?? .null),
-                         ("calibration", x.setting.calibration.map { .string($0.rawValue) } ?? .null), ("latents", .int(x.latents)),
-                         ("ce", n(x.ce)), ("delta", n(x.delta)), ("delta_low", n(x.deltaLow)), ("delta_high", n(x.deltaHigh)),
-                         ("vs_zero", n(x.vsZero)), ("vs_zero_low", n(x.vsZeroLow)), ("vs_zero_high", n(x.vsZeroHigh)),
-                         ("distinguishable_from_zero_ablation", .bool(x.distinguishableFromZero))])
-            })),
+            ("settings", .array(r.results.map(settingJSON))),
             ("timing", .object([("total_seconds", n(r.timing.totalSeconds)), ("simulation_seconds", n(r.timing.simulationSeconds)),
                                 ("latents_simulated", .int(r.timing.latentsSimulated)), ("latents_reused", .int(r.timing.latentsReused)),
                                 ("predictions", .int(r.timing.predictions)), ("forward_seconds", n(r.timing.forwardSeconds)),

@@ -26,6 +26,7 @@ enum WorkspaceCommands {
         o.epochs = try a.int("--epochs", default: o.epochs, range: 1...100)
         if a.flag("--skip") { o.skipConnection = true }
         if a.flag("--no-skip") { o.skipConnection = false }
+        if a.flag("--no-simulator") { o.explainAndTrainSimulator = false }
         if let lr = try a.option("--lr") {
             guard let v = Float(lr), v > 0, v < 1 else { throw UserError("--lr takes a learning rate such as 1e-3, not '\(lr)'") }
             o.trainer.learningRate = v
@@ -56,21 +57,14 @@ enum WorkspaceCommands {
         do { manifest = try builder.run(steps) } catch is CancellationError {
             throw UserError("interrupted; everything finished so far is kept — run the same command again to resume")
         }
-        // The last step, once explanations exist: the trained simulator (`loupe train-simulator`).
-        if steps == Builder.Step.allCases, !ws.hasTrainedSimulator, !(try ExplanationStore(workspace: ws).allCurrent().isEmpty) {
-            var o = SimulatorTrainingOptions()
-            o.maxLatents = 1200
-            reporter.note("explanations exist: training the simulator on them (--max-latents 1200; `loupe train-simulator` for other settings)")
-            var begun = false
+        // Then lexical explanations and the trained simulator, so the first scores read the explanations.
+        if steps == Builder.Step.allCases && opts.explainAndTrainSimulator {
             do {
-                _ = try SimulatorTrainer(workspace: ws, session: session, options: o).run(progress: { done, total, detail in
-                    if !begun { reporter.begin("train-simulator", total: total, unit: "explanations"); begun = true }
-                    reporter.advance(done, detail: detail)
-                }, note: reporter.note, shouldStop: { reporter.shouldStop })
-                reporter.end("train-simulator", summary: "saved to \(ws.simulatorDirectory.path)")
+                try EngineService(workspace: ws, modelPath: modelPath, session: session, notice: Console.progress).finishBuild(reporter: reporter)
             } catch is CancellationError {
                 throw UserError("interrupted; everything finished so far is kept — run the same command again to resume")
             }
+            if reporter.shouldStop { throw UserError("interrupted; everything finished so far is kept — run the same command again to resume") }
         }
         if json { Console.print(infoJSON(manifest, ws).text) } else { printInfo(manifest, ws) }
     }

@@ -56,7 +56,11 @@ public struct RewriteOptions: Codable, Equatable, Sendable {
 /// One setting of the experiment.
 public struct RewriteSetting: Codable, Hashable, Sendable {
     public enum Kind: String, Codable, Sendable {
-        case base, transcoder, zeroAblation = "zero_ablation", meanAblation = "mean_ablation", simulated
+        case base, transcoder, zeroAblation = "zero_ablation", meanAblation = "mean_ablation"
+        /// The transcoder with every latent's code 0: only its skip path (W_skip·x) and b_dec. The
+        /// control a simulated setting must beat to show its latents add anything.
+        case latentsOff = "latents_off"
+        case simulated
     }
     public var kind: Kind
     public var fraction: Double?
@@ -74,13 +78,14 @@ public struct RewriteSetting: Codable, Hashable, Sendable {
         RewriteSetting(kind: .simulated, fraction: fraction, selection: selection, calibration: calibration)
     }
 
-    /// "base", "transcoder", "zero ablation", "mean ablation", "f=0.10 score quantile".
+    /// "base", "transcoder", "zero ablation", "mean ablation", "latents off", "f=0.10 score quantile".
     public var label: String {
         switch kind {
         case .base: return "base"
         case .transcoder: return "transcoder"
         case .zeroAblation: return "zero ablation"
         case .meanAblation: return "mean ablation"
+        case .latentsOff: return "latents off"
         case .simulated:
             return "f=" + Self.fractionText(fraction ?? 0) + " \(selection?.rawValue ?? "?") \(calibration?.rawValue ?? "?")"
         }
@@ -125,6 +130,11 @@ public struct RewriteResult: Codable, Equatable, Sendable {
     public var vsZero: Double
     public var vsZeroLow: Double
     public var vsZeroHigh: Double
+    /// Simulated settings: ce − the latents-off control's, with its paired bootstrap 95% interval
+    /// (nil in reports made before the control existed).
+    public var vsLatentsOff: Double?
+    public var vsLatentsOffLow: Double?
+    public var vsLatentsOffHigh: Double?
     /// Per window, per position t: the cross-entropy of predicting token t + 1.
     public var tokenCE: [[Float]]
     /// Simulated settings: per window, per position, the latents that moved the output most there
@@ -137,9 +147,13 @@ public struct RewriteResult: Codable, Equatable, Sendable {
 
     public var distinguishableFromZero: Bool { vsZeroLow > 0 || vsZeroHigh < 0 }
 
+    /// Whether the simulated latents lower the loss below the skip path alone (the interval lies below 0).
+    public var beatsLatentsOff: Bool? { vsLatentsOffHigh.map { $0 < 0 } }
+
     /// The report's coders convert keys to and from snake case; "tokenCe" is how "token_ce" comes back.
     enum CodingKeys: String, CodingKey {
-        case setting, latents, ce, delta, deltaLow, deltaHigh, vsZero, vsZeroLow, vsZeroHigh, tokenCE = "tokenCe", culprits
+        case setting, latents, ce, delta, deltaLow, deltaHigh, vsZero, vsZeroLow, vsZeroHigh, vsLatentsOff, vsLatentsOffLow, vsLatentsOffHigh
+        case tokenCE = "tokenCe", culprits
     }
 }
 

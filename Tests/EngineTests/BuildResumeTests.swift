@@ -26,7 +26,7 @@ final class BuildResumeTests: XCTestCase {
     }
 
     func arguments(_ workspace: String, _ corpus: String) -> [String] {
-        ["build", "--workspace", workspace, "--corpus", corpus, "--tokens", "8192", "--latents", "256", "--k", "8", "--eval-windows", "8"]
+        ["build", "--workspace", workspace, "--corpus", corpus, "--tokens", "8192", "--latents", "256", "--k", "8", "--eval-windows", "8", "--no-simulator"]
     }
 
     @discardableResult

@@ -310,4 +310,25 @@ final class RewriteExperimentTests: XCTestCase {
         }
         XCTAssertLessThan(report.result(.simulated(1, .random, .none))!.deltaLow, report.result(.simulated(1, .random, .none))!.deltaHigh + 1e-12)
     }
+
+    func testLatentsOffIsTheSkipPathAloneAndSimulatedSettingsAreComparedWithIt() throws {
+        let report = try run(TableSimulator { _, c in [Float](repeating: 0, count: c.tokens.count) }, fractions: [1], calibrations: [.none])
+        let p = try splice.prepare(report.windows.map(\.tokens))
+        let allOff = try splice.crossEntropies(p, replacement: splice.replacement(p) { _, rows, dense in
+            for i in 0..<(rows * self.latents) { dense[i] = 0 }
+        })
+        let off = try XCTUnwrap(report.result(RewriteSetting(kind: .latentsOff)))
+        XCTAssertEqual(off.tokenCE, allOff, "every code 0: the skip path and the decoder bias alone")
+        XCTAssertNotEqual(off.ce, report.result(RewriteSetting(kind: .transcoder))!.ce)
+        XCTAssertNotEqual(off.ce, report.result(RewriteSetting(kind: .zeroAblation))!.ce, "the skip path is not the zero output")
+        XCTAssertNil(off.vsLatentsOff, "only simulated settings are compared with the control")
+        // The zero simulator leaves only latent 7 (unexplained) on: its difference from the control is latent 7's.
+        let full = try XCTUnwrap(report.result(.simulated(1, .score, .none)))
+        let vs = try XCTUnwrap(full.vsLatentsOff)
+        XCTAssertEqual(vs, full.ce - off.ce, accuracy: 1e-9)
+        XCTAssertLessThanOrEqual(try XCTUnwrap(full.vsLatentsOffLow), vs + 1e-9)
+        XCTAssertGreaterThanOrEqual(try XCTUnwrap(full.vsLatentsOffHigh), vs - 1e-9)
+        XCTAssertEqual(full.beatsLatentsOff, full.vsLatentsOffHigh! < 0)
+        XCTAssertEqual(try RewriteReport.load(Workspace(directory: dir)), report, "the control's fields read back")
+    }
 }

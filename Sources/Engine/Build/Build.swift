@@ -27,6 +27,8 @@ public struct BuildOptions: Sendable {
     public var epochs = 3
     /// A sparsify checkpoint directory to use instead of training.
     public var transcoderDirectory: String?
+    /// After the cache, lexical explanations and the trained simulator (`EngineService.finishBuild`).
+    public var explainAndTrainSimulator = true
     /// sparsify's Adam settings, except two: AuxK also trains the encoder rows of dead latents (as in
     /// Gao et al.), so that it revives them — sparsify's fused encoder drops that gradient; and the
     /// learning rate is 3e-3 rather than sparsify's 2e-4/√(M/2¹⁴) = 3.8e-4, which is tuned for runs of

@@ -148,7 +148,7 @@ public final class RewriteExperiment {
 
         // Forward passes.
         let forwardStarted = Clock.now
-        let settingsCount = 4 + options.calibrations.count * options.selections.count * options.fractions.count
+        let settingsCount = 5 + options.calibrations.count * options.selections.count * options.fractions.count
         progress(Progress(stage: "forward", done: 0, total: settingsCount + 1, detail: "up to the splice"))
         let p = try splice.prepare(windows.map(\.tokens), shouldStop: shouldStop)
         var forwardTokens = p.rows
@@ -169,9 +169,16 @@ public final class RewriteExperiment {
         results.append(RewriteStatistics.result(RewriteSetting(kind: .zeroAblation), latents: 0, tokenCE: zero, base: base, zero: zero, resamples: resamples))
         let meanCE = try ce(Splice.constant(splice.meanOutput(p))); step("mean ablation")
         results.append(RewriteStatistics.result(RewriteSetting(kind: .meanAblation), latents: 0, tokenCE: meanCE, base: base, zero: zero, resamples: resamples))
+        let k = splice.transcoder.config.k
+        let latentsOffCE = try ce { first, rows, y in
+            let none = (indices: [Int32](repeating: 0, count: rows * k), values: [Float](repeating: 0, count: rows * k))
+            self.splice.decode(p, first: first, rows: rows, codes: none, into: y)
+        }
+        step("latents off")
+        results.append(RewriteStatistics.result(RewriteSetting(kind: .latentsOff), latents: 0, tokenCE: latentsOffCE, base: base, zero: zero,
+                                                resamples: resamples))
 
         // The transcoder's own codes per row, to tell which latents a setting moved.
-        let k = splice.transcoder.config.k
         let trueDense = FloatBuffer(count: p.rows * m)
         trueDense.pointer.update(from: p.dense.pointer, count: p.rows * m)
         let trueCodes = splice.codes(trueDense.pointer, rows: p.rows)
@@ -214,8 +221,12 @@ public final class RewriteExperiment {
                     }
                     let perWindow = windows.indices.map { w in (0..<windows[w].tokens.count - 1).map { culprits[p.rowStart[w] + $0] } }
                     let setting = RewriteSetting.simulated(fraction, selection, calibration)
-                    results.append(RewriteStatistics.result(setting, latents: chosen.count, tokenCE: tokenCE, base: base, zero: zero,
-                                                            resamples: resamples, culprits: perWindow))
+                    var result = RewriteStatistics.result(setting, latents: chosen.count, tokenCE: tokenCE, base: base, zero: zero,
+                                                          resamples: resamples, culprits: perWindow)
+                    let vsOff = RewriteStatistics.interval(tokenCE, minus: latentsOffCE, resamples: resamples)
+                    result.vsLatentsOff = RewriteStatistics.mean(tokenCE) - RewriteStatistics.mean(latentsOffCE)
+                    (result.vsLatentsOffLow, result.vsLatentsOffHigh) = (vsOff.low, vsOff.high)
+                    results.append(result)
                     step(setting.label)
                 }
             }

@@ -30,9 +30,11 @@ public final class EngineService: @unchecked Sendable {
     private var analyzerValue: ContextAnalyzer?
     private var llmExplainerValue: LLMExplainer?
 
-    public init(workspace: Workspace, modelPath: String? = nil, notice: @escaping (String) -> Void = { _ in }) {
+    /// `session`: a model already loaded for this workspace (the build's), used instead of loading one.
+    public init(workspace: Workspace, modelPath: String? = nil, session: Session? = nil, notice: @escaping (String) -> Void = { _ in }) {
         self.workspace = workspace
         self.modelPath = modelPath
+        self.sessionValue = session
         self.notice = notice
     }
 
@@ -185,6 +187,36 @@ public final class EngineService: @unchecked Sendable {
         let text = try llmExplainerValue!.explain(try record(latent))
         guard !shouldStop(), store.current(latent)?.id == before?.id, !text.isEmpty else { return nil }
         return try store.save(latent: latent, text: text, source: .llm)
+    }
+
+    /// What a fresh build still needs for its scores to mean something on first open: lexical
+    /// explanations for the latents that have none (model-free, seconds), then the trained simulator
+    /// when the workspace has none (`SimulatorTrainer` on at most `simulatorLatents` explanations,
+    /// minutes). Both resume where they stopped; a person's explanation is never touched.
+    public func finishBuild(reporter: ProgressReporter, simulatorLatents: Int = 1200) throws {
+        let store = try explanations()
+        let unexplained = (0..<(try cache().manifest.latents)).filter { store.current($0) == nil }
+        if !unexplained.isEmpty {
+            let lexical = LexicalExplainer(vocabulary: TokenVocabulary(tokenizer: try tokenizer()))
+            _ = try ExplainJob.run(latents: unexplained, explainer: lexical, records: record, store: store, redo: false, reporter: reporter)
+        }
+        guard !workspace.hasTrainedSimulator, !store.allCurrent().isEmpty, !reporter.shouldStop else { return }
+        var options = SimulatorTrainingOptions()
+        options.maxLatents = simulatorLatents
+        reporter.note("training the simulator on the explanations (--max-latents \(simulatorLatents); `loupe train-simulator` for other settings)")
+        var begun = false
+        do {
+            _ = try SimulatorTrainer(workspace: workspace, session: try session(), options: options).run(progress: { done, total, detail in
+                if !begun { reporter.begin("train-simulator", total: total, unit: "explanations"); begun = true }
+                reporter.advance(done, detail: detail)
+            }, note: reporter.note, shouldStop: { reporter.shouldStop })
+        } catch let error where !(error is CancellationError) {
+            // The workspace is whole without it (the prompted simulator stands in); say why and go on.
+            reporter.note("the simulator was not trained: \(error); `loupe train-simulator` tries again")
+            return
+        }
+        reporter.end("train-simulator", summary: "saved to \(workspace.simulatorDirectory.path)")
+        simulators = [:]
     }
 
     // MARK: scoring

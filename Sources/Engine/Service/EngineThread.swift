@@ -16,8 +16,9 @@ public final class EngineThread: EngineClient, @unchecked Sendable {
     private var thread: Thread?
 
     /// How the explorer simulates: the workspace's trained simulator when it has one (else the
-    /// prompted all-at-once one), quantile-calibrated.
-    let simulatorKind: SimulatorKind
+    /// prompted all-at-once one; asked each time, so a simulator trained meanwhile is used),
+    /// quantile-calibrated.
+    var simulatorKind: SimulatorKind { Simulators.defaultKind(for: workspace) }
     let calibration = Calibration.quantile
     /// Per explained latent, the shuffled control's explanation (made on first use).
     private var partners: [Int: (latent: Int, text: String)]?
@@ -25,7 +26,6 @@ public final class EngineThread: EngineClient, @unchecked Sendable {
     public init(workspace: Workspace, modelPath: String? = nil, buildOptions: BuildOptions = BuildOptions()) {
         service = EngineService(workspace: workspace, modelPath: modelPath)
         self.buildOptions = buildOptions
-        simulatorKind = Simulators.defaultKind(for: workspace)
         service.notice = { [weak self] in self?.post(.notice($0)) }
         let t = Thread { [weak self] in self?.loop() }
         t.name = "loupe-engine"
@@ -238,6 +238,10 @@ public final class EngineThread: EngineClient, @unchecked Sendable {
         let builder = Builder(workspace: workspace, model: session.model, tokenizer: session.tokenizer,
                               modelPath: session.path, options: buildOptions, reporter: reporter)
         _ = try builder.run()
+        if !isCancelled && buildOptions.explainAndTrainSimulator {
+            service.reopen()
+            try service.finishBuild(reporter: reporter)
+        }
         post(.progress(nil))
         if isCancelled {
             post(.notice("build stopped; what is done is kept — b (or `loupe build`) resumes it"))
