@@ -93,10 +93,12 @@ enum RewriteCommand {
                      + "layer \(r.layer) MLP replaced; fractions of the \(r.population) latents with an explanation (\(r.scored) with a score rank first under 'score', "
                      + "the rest in random order); simulator \(r.backend), mode \(r.options.mode); intervals: \(r.options.bootstrap) bootstrap resamples of the windows, "
                      + "2.5–97.5th percentiles; mean ablation uses the mean MLP output over these windows; latents off keeps only the transcoder's skip path and decoder bias.")
-        lines.append(String(format: "time: %@ total; simulation %@ (%d latents simulated, %d reused from the cache, %d predictions, %.1f per s); forward passes %@ (%d tokens, %.0f per s)",
-                            ProgressBar.duration(t.totalSeconds), ProgressBar.duration(t.simulationSeconds), t.latentsSimulated, t.latentsReused,
-                            t.predictions, t.simulationSeconds > 0 ? Double(t.predictions) / t.simulationSeconds : 0,
-                            ProgressBar.duration(t.forwardSeconds), t.forwardTokens, t.forwardSeconds > 0 ? Double(t.forwardTokens) / t.forwardSeconds : 0))
+        let simRate = t.simulationSeconds > 0 ? Double(t.predictions) / t.simulationSeconds : 0
+        let forwardRate = t.forwardSeconds > 0 ? Double(t.forwardTokens) / t.forwardSeconds : 0
+        lines.append("time: \(ProgressBar.duration(t.totalSeconds)) total; simulation \(ProgressBar.duration(t.simulationSeconds)) "
+                     + "(\(t.latentsSimulated) latents simulated, \(t.latentsReused) reused from the cache, \(t.predictions) predictions, "
+                     + String(format: "%.1f", simRate) + " per s); forward passes \(ProgressBar.duration(t.forwardSeconds)) "
+                     + "(\(t.forwardTokens) tokens, " + String(format: "%.0f", forwardRate) + " per s)")
         return lines
     }
 
