@@ -305,6 +305,10 @@ public final class ExplanationStore: @unchecked Sendable {
         }
     }
 
+    /// The largest id a line may carry (2^53, where JSON numbers stop being exact in other tools):
+    /// a damaged line with a larger one is skipped like any other, so the next id never wraps.
+    static let maxID = 1 << 53
+
     /// Appends versions (caller holds `lock`): under an exclusive flock, reads what others appended,
     /// terminates a torn last line, writes every line in one write() and fsyncs. Returns the new versions.
     private func append(_ entries: [(latent: Int, text: String, source: ExplanationSource)]) throws -> [ExplanationVersion] {
@@ -353,7 +357,7 @@ public final class ExplanationStore: @unchecked Sendable {
         if tail.restart { versions = []; byLatent = [:]; skipped = 0 }
         consumed = tail.end
         for parsed in Self.decode(tail.lines) {
-            guard let v = parsed, v.id > (versions.last?.id ?? 0), v.latent >= 0 else { skipped += 1; continue }
+            guard let v = parsed, v.id > (versions.last?.id ?? 0), v.id <= Self.maxID, v.latent >= 0 else { skipped += 1; continue }
             byLatent[v.latent, default: []].append(versions.count)
             versions.append(v)
         }

@@ -159,6 +159,19 @@ final class ExplanationStoreTests: XCTestCase {
         XCTAssertEqual(try reopened.save(latent: 1, text: "c").id, 3)
     }
 
+    func testAnIdTooLargeIsSkippedSoTheNextSaveNeverWraps() throws {
+        let store = try ExplanationStore(directory: logDir)
+        try store.save(latent: 1, text: "a")
+        var lines = try rawLines().filter { !$0.isEmpty }
+        lines.append(lines[0].replacingOccurrences(of: #""id":1,"#, with: #""id":\#(Int.max),"#))
+        try (lines.joined(separator: "\n") + "\n").write(to: logURL, atomically: true, encoding: .utf8)
+        let reopened = try ExplanationStore(directory: logDir)
+        XCTAssertEqual(reopened.skippedLines, 1, "an id past 2^53 is a damaged line")
+        let saved = try reopened.save(latent: 1, text: "b")
+        XCTAssertEqual(saved.id, 2, "the next id follows the last good one")
+        XCTAssertEqual(try ExplanationStore(directory: logDir).history(1).map(\.text), ["a", "b"], "and reads back")
+    }
+
     /// Two stores on one log (as two processes would be): each reads the other's lines before it
     /// appends, so ids stay unique and increasing.
     func testTwoWritersShareTheSequence() throws {

@@ -237,10 +237,14 @@ public final class EngineThread: EngineClient, @unchecked Sendable {
         let session = try service.session()
         let builder = Builder(workspace: workspace, model: session.model, tokenizer: session.tokenizer,
                               modelPath: session.path, options: buildOptions, reporter: reporter)
-        _ = try builder.run()
-        if !isCancelled && buildOptions.explainAndTrainSimulator {
-            service.reopen()
-            try service.finishBuild(reporter: reporter)
+        do {
+            _ = try builder.run()
+            if !isCancelled && buildOptions.explainAndTrainSimulator {
+                service.reopen()
+                try service.finishBuild(reporter: reporter)
+            }
+        } catch is CancellationError {
+            // Esc: said below, like a stop between steps.
         }
         post(.progress(nil))
         if isCancelled {
