@@ -116,7 +116,7 @@ public enum EngineEvent: Sendable {
 }
 
 /// The interface's handle on the engine: it sends requests and collects events, never waiting.
-/// `LiveEngine` runs the real engine on its own thread; tests use a deterministic fake.
+/// `EngineThread` (in Engine) runs the real one, an `EngineService`, on its own thread; tests use a deterministic fake.
 public protocol EngineClient: AnyObject, Sendable {
     func send(_ request: EngineRequest)
     /// Events that arrived since the last call, oldest first.
