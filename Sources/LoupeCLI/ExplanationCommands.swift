@@ -43,7 +43,7 @@ enum ExplanationCommands {
             }
         case "import":
             guard rest.count == 1 else { throw UserError("explanations import: give one FILE (JSON) or DIR (delphi explanations)") }
-            let n = try EngineService(workspace: ws).importExplanations(from: rest[0], module: module)
+            let n = try store.importFile(at: rest[0], module: module)
             if json { Console.print(JSON.object([("from", .string(rest[0])), ("imported", .int(n))]).text) } else {
                 Console.print("\(n) new or changed explanations imported from \(rest[0])")
             }

@@ -10,6 +10,8 @@ public enum ExplanationStoreError: Error, Equatable, CustomStringConvertible {
     /// A latent id outside the workspace's 0..<count (count nil: unknown); `file` and `key` name
     /// where an import found it.
     case noLatent(Int, count: Int?, file: String?, key: String?)
+    /// An import path with nothing there.
+    case noImportFile(path: String)
     /// An import file that is missing or cannot be read.
     case unreadable(path: String)
     /// An import folder that cannot be listed.
@@ -33,6 +35,8 @@ public enum ExplanationStoreError: Error, Equatable, CustomStringConvertible {
 
     public var description: String {
         switch self {
+        case let .noImportFile(path):
+            return "\(path) does not exist; give a JSON file ({\"<latent id>\": \"text\"}) or a delphi explanations folder"
         case let .nothingToClear(latent): return "latent \(latent) has no explanation to clear"
         case let .noVersion(latent, id): return "latent \(latent) has no explanation version \(id)"
         case let .noLatent(latent, count, file, key):

@@ -191,6 +191,14 @@ public final class ExplanationStore: @unchecked Sendable {
         return all.count
     }
 
+    /// Imports `path`: a JSON file (`importJSON`) or a delphi explanations folder (`importDelphi`).
+    public func importFile(at path: String, module: String? = nil) throws -> Int {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw ExplanationStoreError.noImportFile(path: path) }
+        let url = URL(fileURLWithPath: path, isDirectory: isDirectory.boolValue)
+        return try isDirectory.boolValue ? importDelphi(from: url, module: module) : importJSON(from: url)
+    }
+
     /// Reads `{"<latent>": "text", …}` and saves every explanation that differs from the current
     /// one, with source "import", in one append. Empty texts are skipped. Returns how many were saved.
     public func importJSON(from url: URL) throws -> Int {

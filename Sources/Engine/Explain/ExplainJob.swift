@@ -72,12 +72,4 @@ public enum ExplainJob {
         reporter.end(step, summary: "\(summary.explained) explained\(rate)" + (summary.stopped ? " (stopped; run again to continue)" : ""))
         return summary
     }
-
-    /// As above, reading records from the latent cache (the last few block files decoded are kept).
-    public static func run(latents: [Int], explainer: Explainer, cache: LatentCache, store: ExplanationStore, redo: Bool,
-                           reporter: ProgressReporter, onExplained: (Int, String) -> Void = { _, _ in }) throws -> Summary {
-        let reader = LatentRecordReader(cache: cache, keep: 4)
-        return try run(latents: latents, explainer: explainer, records: reader.record, store: store, redo: redo, reporter: reporter,
-                       onExplained: onExplained)
-    }
 }

@@ -20,6 +20,7 @@ public final class EngineService: @unchecked Sendable {
 
     private var manifestValue: WorkspaceManifest?
     private var cacheValue: LatentCache?
+    private var summariesValue: [LatentSummary]?
     private var records: LatentRecordReader?
     private var explanationStore: ExplanationStore?
     private var scoreStore: ScoreStore?
@@ -44,6 +45,7 @@ public final class EngineService: @unchecked Sendable {
     public func reopen() {
         manifestValue = nil
         cacheValue = nil
+        summariesValue = nil
         records = nil
         evaluatorValue = nil
         spliceValue = nil
@@ -51,47 +53,39 @@ public final class EngineService: @unchecked Sendable {
         simulators = [:]
     }
 
-    public func manifest() throws -> WorkspaceManifest {
-        if let manifestValue { return manifestValue }
-        let m = try workspace.load()
-        manifestValue = m
-        return m
+    /// `slot`'s value, made by `make` the first time.
+    private func cached<T>(_ slot: inout T?, _ make: () throws -> T) rethrows -> T {
+        if let value = slot { return value }
+        let value = try make()
+        slot = value
+        return value
     }
+
+    public func manifest() throws -> WorkspaceManifest { try cached(&manifestValue) { try workspace.load() } }
 
     /// The latent cache; a workspace without one says how to finish it.
     public func cache() throws -> LatentCache {
-        if let cacheValue { return cacheValue }
-        _ = try manifest()
-        guard workspace.hasCache else { throw WorkspaceError.noCache(workspace.directory.path) }
-        let c = try LatentCache(directory: workspace.cacheDirectory)
-        cacheValue = c
-        return c
+        try cached(&cacheValue) {
+            _ = try manifest()
+            guard workspace.hasCache else { throw WorkspaceError.noCache(workspace.directory.path) }
+            return try LatentCache(directory: workspace.cacheDirectory)
+        }
     }
 
-    public func summaries() throws -> [LatentSummary] { try LatentIndex.load(cache: try cache()) }
+    /// Every latent's summary (the latent index), read once.
+    public func summaries() throws -> [LatentSummary] { try cached(&summariesValue) { try LatentIndex.load(cache: try cache()) } }
 
     /// Every latent's firing count on the training tokens, in latent order.
     public func counts() throws -> [Int] { try summaries().map(\.count) }
 
     /// A latent's record; the last few decoded block files are kept.
     public func record(_ latent: Int) throws -> LatentRecord {
-        if records == nil { records = LatentRecordReader(cache: try cache()) }
-        return try records!.record(latent)
+        try cached(&records) { LatentRecordReader(cache: try cache()) }.record(latent)
     }
 
-    public func explanations() throws -> ExplanationStore {
-        if let explanationStore { return explanationStore }
-        let s = try ExplanationStore(workspace: workspace)
-        explanationStore = s
-        return s
-    }
+    public func explanations() throws -> ExplanationStore { try cached(&explanationStore) { try ExplanationStore(workspace: workspace) } }
 
-    public func scores() throws -> ScoreStore {
-        if let scoreStore { return scoreStore }
-        let s = try ScoreStore(workspace: workspace)
-        scoreStore = s
-        return s
-    }
+    public func scores() throws -> ScoreStore { try cached(&scoreStore) { try ScoreStore(workspace: workspace) } }
 
     // MARK: what runs the model
 
@@ -103,10 +97,7 @@ public final class EngineService: @unchecked Sendable {
 
     /// The workspace's model, loaded once, with rows enough for the simulators' batches.
     public func session() throws -> Session {
-        if let sessionValue { return sessionValue }
-        let s = try Session(modelPath: try resolvedModelPath(), batch: LocalSimulator.batchRows, progress: notice)
-        sessionValue = s
-        return s
+        try cached(&sessionValue) { try Session(modelPath: try resolvedModelPath(), batch: LocalSimulator.batchRows, progress: notice) }
     }
 
     /// The tokenizer: the loaded model's, else read from the GGUF's metadata alone (fast).
@@ -117,36 +108,24 @@ public final class EngineService: @unchecked Sendable {
 
     /// The simulator of that kind, made once (`Simulators.make`).
     public func simulator(_ kind: SimulatorKind) throws -> SimulatorBackend {
-        if let s = simulators[kind] { return s }
-        let s = try Simulators.make(kind, workspace: workspace, session: try session())
-        simulators[kind] = s
-        return s
+        try cached(&simulators[kind]) { try Simulators.make(kind, workspace: workspace, session: try session()) }
     }
 
     public func evaluator() throws -> Evaluator {
-        if let evaluatorValue { return evaluatorValue }
-        let e = try Evaluator(workspace: workspace, tokenizer: try session().tokenizer)
-        evaluatorValue = e
-        return e
+        try cached(&evaluatorValue) { try Evaluator(workspace: workspace, tokenizer: try session().tokenizer) }
     }
 
     /// Model and transcoder spliced at the workspace's layer (loss deltas, the rewrite).
     public func splice() throws -> Splice {
-        if let spliceValue { return spliceValue }
-        let layer = try manifest().layer
-        let transcoder = try Transcoder.load(directory: workspace.transcoderDirectory(layer: layer).path)
-        let s = try Splice(model: try session().model, transcoder: transcoder, layer: layer)
-        spliceValue = s
-        return s
+        try cached(&spliceValue) {
+            let layer = try manifest().layer
+            let transcoder = try Transcoder.load(directory: workspace.transcoderDirectory(layer: layer).path)
+            return try Splice(model: try session().model, transcoder: transcoder, layer: layer)
+        }
     }
 
     /// Model + transcoder on any text (the lab).
-    public func analyzer() throws -> ContextAnalyzer {
-        if let analyzerValue { return analyzerValue }
-        let a = try ContextAnalyzer(session: try session(), workspace: workspace)
-        analyzerValue = a
-        return a
-    }
+    public func analyzer() throws -> ContextAnalyzer { try cached(&analyzerValue) { try ContextAnalyzer(session: try session(), workspace: workspace) } }
 
     /// Token text as the model's bytes decode (scoring windows, the rewrite's culprits).
     public func tokenText() throws -> (Int) -> String {
@@ -163,16 +142,6 @@ public final class EngineService: @unchecked Sendable {
         return v
     }
 
-    /// Imports a JSON file (`{"<latent>": "text"}`) or a delphi explanations folder (`module`: its
-    /// files' prefix, default the workspace's hookpoint); returns how many were new or changed.
-    public func importExplanations(from path: String, module: String? = nil) throws -> Int {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw ServiceError.noImportFile(path) }
-        let url = URL(fileURLWithPath: path, isDirectory: isDirectory.boolValue)
-        let store = try explanations()
-        return try isDirectory.boolValue ? store.importDelphi(from: url, module: module) : store.importJSON(from: url)
-    }
-
     /// The LLM explainer's explanation of a latent that has none from it yet, saved with source
     /// `.llm` — unless a person's explanation is current (`ExplanationSource.machineMayReplace`)
     /// or one was saved meanwhile. Nil when nothing was written.
@@ -180,11 +149,11 @@ public final class EngineService: @unchecked Sendable {
         let store = try explanations()
         let before = store.current(latent)
         guard !store.history(latent).contains(where: { $0.source == .llm }), ExplanationSource.machineMayReplace(before) else { return nil }
-        if llmExplainerValue == nil {
+        let explainer = try cached(&llmExplainerValue) {
             let session = try session()
-            llmExplainerValue = try LLMExplainer(session: session, vocabulary: TokenVocabulary(tokenizer: session.tokenizer), prompt: try ExplainerPrompt.load())
+            return try LLMExplainer(session: session, vocabulary: TokenVocabulary(tokenizer: session.tokenizer), prompt: try ExplainerPrompt.load())
         }
-        let text = try llmExplainerValue!.explain(try record(latent))
+        let text = try explainer.explain(try record(latent))
         guard !shouldStop(), store.current(latent)?.id == before?.id, !text.isEmpty else { return nil }
         return try store.save(latent: latent, text: text, source: .llm)
     }
@@ -264,11 +233,11 @@ public final class EngineService: @unchecked Sendable {
     public func simulate(latent: Int, explanation: String, text: String, kind: SimulatorKind, calibration: Calibration,
                          shouldStop: @escaping () -> Bool) throws -> [Float] {
         let simulator = try simulator(kind)
-        let tokenizer = try session().tokenizer
-        let ids = Array(tokenizer.encode(text).prefix(1024))
+        let ids = Array(try session().tokenizer.encode(text).prefix(1024))
+        let tokenText = try tokenText()
         let contexts = stride(from: 0, to: ids.count, by: 64).map { start -> SimulationContext in
             let chunk = Array(ids[start..<min(start + 64, ids.count)])
-            return SimulationContext(tokens: chunk, texts: chunk.map { String(decoding: tokenizer.tokenBytes($0), as: UTF8.self) })
+            return SimulationContext(tokens: chunk, texts: chunk.map(tokenText))
         }
         let expected = try simulator.simulate(latent: latent, explanation: explanation, contexts: contexts, mode: kind.promptMode, shouldStop: shouldStop)
         return calibration.apply(expected, record: try record(latent), trainTokens: try cache().manifest.trainTokens).flatMap { $0 }
@@ -288,14 +257,11 @@ public final class EngineService: @unchecked Sendable {
 /// What a job asked of the service cannot do; each says what to do instead.
 public enum ServiceError: Error, Equatable, CustomStringConvertible {
     case noExplanation(latent: Int)
-    case noImportFile(String)
 
     public var description: String {
         switch self {
         case .noExplanation(let latent):
             return "latent \(latent) has no explanation to simulate; write one (e in the explorer, `loupe explanations set \(latent) TEXT`) or run `loupe explain`"
-        case .noImportFile(let path):
-            return "\(path) does not exist; give a JSON file ({\"<latent id>\": \"text\"}) or a delphi explanations folder"
         }
     }
 }

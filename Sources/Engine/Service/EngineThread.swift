@@ -144,7 +144,7 @@ public final class EngineThread: EngineClient, @unchecked Sendable {
             post(.notice("exported \(n) explanation\(n == 1 ? "" : "s") to \(url.path)"))
         case .importExplanations(let path):
             let expanded = (path as NSString).expandingTildeInPath
-            let n = try service.importExplanations(from: expanded)
+            let n = try service.explanations().importFile(at: expanded)
             post(.explanations(try service.explanations().allCurrent()))
             post(.notice("imported \(n) explanation\(n == 1 ? "" : "s") from \(expanded)"))
         case .rewriteReport: post(.rewrite(try RewriteReport.load(workspace)))
