@@ -18,7 +18,7 @@ enum KernelBench {
         let python = try a.option("--python") ?? "python3"
         let what = try a.positionals()
         guard what == ["kernels"] else { throw UserError("bench kernels: unexpected \(what.dropFirst().joined(separator: " "))") }
-        let script = Paths.dataDirectory.deletingLastPathComponent().appendingPathComponent("scripts/bench/numpy_sgemm.py")
+        let script = Paths.dataDirectory.deletingLastPathComponent().appendingPathComponent("Tests/Scripts/bench/numpy_sgemm.py")
         guard FileManager.default.fileExists(atPath: script.path) else {
             throw UserError("bench kernels: \(script.path) is missing; run it from a Loupe checkout")
         }

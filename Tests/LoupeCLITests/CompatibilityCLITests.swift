@@ -4,7 +4,7 @@ import XCTest
 
 /// Today's `loupe` on a workspace the code before the Storage → EngineAPI → Engine restructuring
 /// wrote (Tests/StorageTests/Fixtures/workspace-47801cc, made by
-/// scripts/fixtures/make_compat_workspace.sh): it prints, byte for byte, what the old `loupe`
+/// Tests/Scripts/fixtures/make_compat_workspace.sh): it prints, byte for byte, what the old `loupe`
 /// printed for the same commands (the fixture's golden/ files).
 ///
 /// Two strings depend on the machine and are placeholders in the fixture (workspace.json and the

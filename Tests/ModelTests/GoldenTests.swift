@@ -8,7 +8,7 @@ import XCTest
 import XCTest
 
 /// The real SmolLM2 against Hugging Face transformers in fp32 on the same GGUF
-/// (Golden/model_golden.json, made by scripts/golden/make_model_golden.py).
+/// (Golden/model_golden.json, made by Tests/Scripts/golden/make_model_golden.py).
 final class GoldenTests: XCTestCase {
     struct Case: Decodable {
         let text: String

@@ -6,7 +6,7 @@ import XCTest
 import XCTest
 
 /// Checks the tokenizer read from the real SmolLM2 GGUF against Hugging Face's ids on the
-/// battery written by scripts/golden/make_tokenizer_battery.py.
+/// battery written by Tests/Scripts/golden/make_tokenizer_battery.py.
 final class GoldenBatteryTests: XCTestCase {
     struct Battery: Decodable {
         struct Case: Decodable {

@@ -5,7 +5,7 @@ import XCTest
 @testable import Transcoder
 
 /// Loupe against a checkpoint written the way sparsify writes one, and outputs computed with
-/// sparsify's forward (scripts/fixtures/make_sparsify_fixture.py).
+/// sparsify's forward (Tests/Scripts/fixtures/make_sparsify_fixture.py).
 final class SparsifyFixtureTests: XCTestCase {
     func fixture(_ name: String) throws -> String {
         let dir = try XCTUnwrap(Bundle.module.resourcePath)

@@ -11,13 +11,13 @@ every digit into its own piece: pre_tokenizers.Sequence([Digits(individual_digit
 ByteLevel(add_prefix_space=False)]). The golden ids use that faithful pre-tokenizer; the strings
 where plain GGUF conversion disagrees are listed in the output's "notes" and printed.
 
-Usage: /work/ref/venv/bin/python scripts/golden/make_tokenizer_battery.py [path/to/model.gguf]
+Usage: /work/ref/venv/bin/python Tests/Scripts/golden/make_tokenizer_battery.py [path/to/model.gguf]
 """
 import json
 import os
 import sys
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 DEFAULT_GGUF = "data/models/SmolLM2-135M-Instruct.Q4_1.gguf"
 OUT = os.path.join(REPO, "Tests", "TokenizerTests", "Golden", "tokenizer_battery.json")
 
@@ -154,7 +154,7 @@ def main():
         print("differs from plain HF-from-GGUF:", repr(n["text"]), "golden", n["ids"], "plain", n["hf_from_gguf_ids"])
     print(f"{len(cases)} cases, {len(notes)} differ from the plain HF-from-GGUF pre-tokenizer")
     source = (
-        f"scripts/golden/make_tokenizer_battery.py on {os.path.basename(gguf)}: transformers "
+        f"Tests/Scripts/golden/make_tokenizer_battery.py on {os.path.basename(gguf)}: transformers "
         f"{transformers.__version__} (tokenizers {tokenizers.__version__}) AutoTokenizer.from_pretrained"
         "(gguf_file=...), encode(add_special_tokens=False), with the pre-tokenizer set to SmolLM2's "
         "Sequence([Digits(individual_digits=True), ByteLevel(add_prefix_space=False)]) because the "

@@ -6,7 +6,7 @@ the same shapes and threads. For each shape m,n,k it times y = x·Wᵀ with x[m�
 (the layout of Loupe's Gemm.matmul), repeated to last at least 20 ms, and reports the median of
 `--runs` such timings as GFLOP/s (2·m·n·k per product). Prints one JSON object.
 
-    python3 scripts/bench/numpy_sgemm.py --threads 2 --runs 7 --shapes 256,1536,576 256,576,1536
+    python3 Tests/Scripts/bench/numpy_sgemm.py --threads 2 --runs 7 --shapes 256,1536,576 256,576,1536
 
 The thread count must be set before numpy loads OpenBLAS, so it goes through the environment.
 OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are left as the machine has them (the script reports them).

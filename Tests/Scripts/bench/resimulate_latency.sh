@@ -3,12 +3,12 @@
 # workspace, jumps to a latent, edits its explanation, and the time is taken from the Enter that
 # saves to the first captured frame that shows the new score ("simulated latent N: r …").
 #
-#     [LOUPE_WORKSPACE=DIR] scripts/bench/resimulate_latency.sh [LATENT] [RUNS]   (default latent 203, 3 runs, the demo workspace)
+#     [LOUPE_WORKSPACE=DIR] Tests/Scripts/bench/resimulate_latency.sh [LATENT] [RUNS]   (default latent 203, 3 runs, the demo workspace)
 #
 # The edits go to a scratch copy of the workspace (its data linked, its explanation and score logs
 # copied), so the demo workspace's own history is left alone. Needs tmux, bc and a release build.
 set -euo pipefail
-ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+ROOT="$(cd "$(dirname "$0")/../../.." && pwd)"
 BIN="$ROOT/.build/release/loupe"
 DEMO="${LOUPE_WORKSPACE:-$ROOT/data/workspaces/default}"
 LATENT="${1:-203}"

@@ -6,7 +6,7 @@ For each latent the newest score per (simulator mode, calibration, explanation s
 With --common, only latents scored by every simulator mode present are kept, so the modes are
 compared on the same latents.
 
-    python3 scripts/eval/score_summary.py [WORKSPACE] [--common] [--calibration none]
+    python3 Tests/Scripts/eval/score_summary.py [WORKSPACE] [--common] [--calibration none]
 
 WORKSPACE defaults to data/workspaces/default.
 """
@@ -16,7 +16,7 @@ import os
 import statistics
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 
 def main():

@@ -6,7 +6,7 @@ half-split RoPE), runs each paragraph below with no BOS added, and writes for ea
 ids, the mean next-token cross-entropy, the per-position argmax of the logits, and the
 last-position logits (float32, little-endian, base64).
 
-    /path/to/venv/bin/python scripts/golden/make_model_golden.py [GGUF]
+    /path/to/venv/bin/python Tests/Scripts/golden/make_model_golden.py [GGUF]
 
 needs: pip install torch transformers gguf accelerate
 writes: Tests/ModelTests/Golden/model_golden.json
@@ -21,7 +21,7 @@ import torch
 import transformers
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 GGUF = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "data/models/SmolLM2-135M-Instruct.Q4_1.gguf")
 OUT = os.path.join(ROOT, "Tests/ModelTests/Golden/model_golden.json")
 
@@ -80,7 +80,7 @@ def main():
         })
         print(f"{len(ids):4d} tokens  mean CE {float(out.loss):.6f}", file=sys.stderr)
     doc = {
-        "source": f"scripts/golden/make_model_golden.py: transformers {transformers.__version__}, torch {torch.__version__}, "
+        "source": f"Tests/Scripts/golden/make_model_golden.py: transformers {transformers.__version__}, torch {torch.__version__}, "
                   f"fp32, from_pretrained(gguf_file={name}), no BOS, labels = input ids",
         "cases": cases,
     }

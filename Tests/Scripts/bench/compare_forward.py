@@ -6,7 +6,7 @@ from an empty cache, computing last-position logits only, on the same number of 
 reports the median of several runs after a warm-up. The two are measured alternately, twice, so
 a noisy neighbour hurts both alike. Prints both figures and their ratio.
 
-    /path/to/venv/bin/python scripts/bench/compare_forward.py [--tokens 256] [--threads 2] [--runs 7]
+    /path/to/venv/bin/python Tests/Scripts/bench/compare_forward.py [--tokens 256] [--threads 2] [--runs 7]
 
 needs: pip install torch transformers gguf accelerate; a release build (swift build -c release)
 """
@@ -21,7 +21,7 @@ import time
 import torch
 from transformers import AutoModelForCausalLM
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 LOUPE = os.path.join(ROOT, ".build/release/loupe")
 GGUF = os.path.join(ROOT, "data/models/SmolLM2-135M-Instruct.Q4_1.gguf")
 
