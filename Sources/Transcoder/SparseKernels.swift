@@ -127,6 +127,17 @@ enum Select {
         h.sortDescending()
     }
 
+    /// JumpReLU: p[j] = p[j] + b[j] where that exceeds t[j] (and 0), else 0; then the k largest as
+    /// `reluTopK` picks them.
+    static func jumpReLUTopK(_ p: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>?, _ t: UnsafePointer<Float>, _ n: Int, _ k: Int,
+                             _ ix: UnsafeMutablePointer<Int32>, _ vx: UnsafeMutablePointer<Float>) {
+        for j in 0..<n {
+            let v = p[j] + (b?[j] ?? 0)
+            p[j] = v > t[j] && v > 0 ? v : 0
+        }
+        reluTopK(p, nil, n, k, ix, vx)
+    }
+
     /// groupmax: p[j] = max(p[j] + b[j], 0), then per group g of n/k consecutive latents its
     /// maximum (first on ties) as (ix, vx), sorted by value descending.
     static func reluGroupMax(_ p: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>?, _ n: Int, _ k: Int,

@@ -4,7 +4,9 @@ import Synchronization
 /// A TopK sparse coder in EleutherAI sparsify's conventions (sparsify/sparse_coder.py):
 ///
 ///     pre = ReLU(W_enc·x + b_enc)               (an autoencoder, transcode=false, uses x − b_dec)
-///     z   = the k largest entries of pre         (activation "topk"; "groupmax": one per group)
+///     z   = the k largest entries of pre         (activation "topk"; "groupmax": one per group;
+///                                                 "relu": of all of pre; "jumprelu": of pre where
+///                                                 W_enc·x + b_enc > threshold, else 0)
 ///     ŷ   = Σ_j z_j·W_dec[j] + b_dec (+ x·W_skipᵀ with skip_connection)
 ///
 /// Parameters are row-major fp32: encoder W_enc [M×d] and b_enc [M], decoder W_dec [M×d] (row j is
@@ -27,6 +29,8 @@ public final class Transcoder: @unchecked Sendable {
     public let decoderBias: FloatBuffer
     /// `W_skip` [d×d], present when `config.skipConnection`.
     public let skipWeight: FloatBuffer?
+    /// `threshold` [M], JumpReLU's per-latent thresholds, present when `config.activation` is "jumprelu".
+    public let threshold: FloatBuffer?
 
     private let packed = Mutex<(encoder: PackedMatrix?, skip: PackedMatrix?, bias: FloatBuffer?)>((nil, nil, nil))
 
@@ -45,6 +49,7 @@ public final class Transcoder: @unchecked Sendable {
         decoderWeight = FloatBuffer(count: m * d)
         decoderBias = FloatBuffer(count: d)
         skipWeight = config.skipConnection ? FloatBuffer(count: d * d) : nil
+        threshold = config.activation == "jumprelu" ? FloatBuffer(count: m) : nil
         var rng = SplitMix64(seed: seed)
         let bound = 1 / Float(d).squareRoot()
         for i in 0..<(m * d) { encoderWeight[i] = rng.uniform(-bound, bound) }
@@ -101,10 +106,12 @@ public final class Transcoder: @unchecked Sendable {
                      indices: UnsafeMutablePointer<Int32>, values: UnsafeMutablePointer<Float>) {
         let w = packedWeights()
         Gemm.matmul(x: x, ldx: d, m: rows, w: w.encoder, y: pre, ldy: m)
-        let k = config.k, m = self.m, groupMax = config.activation == "groupmax"
+        let k = config.k, m = self.m, groupMax = config.activation == "groupmax", theta = threshold.map { UnsafePointer($0.pointer) }
         Parallel.forEach(rows) { r in
             if groupMax {
                 Select.reluGroupMax(pre + r * m, w.bias, m, k, indices + r * k, values + r * k)
+            } else if let theta {
+                Select.jumpReLUTopK(pre + r * m, w.bias, theta, m, k, indices + r * k, values + r * k)
             } else {
                 Select.reluTopK(pre + r * m, w.bias, m, k, indices + r * k, values + r * k)
             }
@@ -117,10 +124,12 @@ public final class Transcoder: @unchecked Sendable {
     /// latents' values were replaced by simulated ones.
     public func select(_ dense: UnsafeMutablePointer<Float>, rows: Int, indices: UnsafeMutablePointer<Int32>,
                        values: UnsafeMutablePointer<Float>) {
-        let k = config.k, m = self.m, groupMax = config.activation == "groupmax"
+        let k = config.k, m = self.m, groupMax = config.activation == "groupmax", theta = threshold.map { UnsafePointer($0.pointer) }
         Parallel.forEach(rows) { r in
             if groupMax {
                 Select.reluGroupMax(dense + r * m, nil, m, k, indices + r * k, values + r * k)
+            } else if let theta {
+                Select.jumpReLUTopK(dense + r * m, nil, theta, m, k, indices + r * k, values + r * k)
             } else {
                 Select.reluTopK(dense + r * m, nil, m, k, indices + r * k, values + r * k)
             }
@@ -152,6 +161,20 @@ public final class Transcoder: @unchecked Sendable {
         }
     }
 
+    /// The dense code (rows × M) for `rows` inputs x: the kept latents' values at their indices, 0
+    /// elsewhere — what the library that wrote a dictionary calls its feature activations, when
+    /// `k` keeps every active latent.
+    public func codes(_ x: UnsafePointer<Float>, rows: Int) -> [Float] {
+        let k = config.k
+        var ix = [Int32](repeating: 0, count: rows * k), vx = [Float](repeating: 0, count: rows * k)
+        encode(x, rows: rows, indices: &ix, values: &vx)
+        var z = [Float](repeating: 0, count: rows * m)
+        for r in 0..<rows {
+            for s in 0..<k where vx[r * k + s] != 0 { z[r * m + Int(ix[r * k + s])] = vx[r * k + s] }
+        }
+        return z
+    }
+
     /// ŷ for `rows` inputs x (rows × d) into y (rows × d): encode then decode.
     public func forward(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>) {
         let ix = UnsafeMutablePointer<Int32>.allocate(capacity: max(rows * config.k, 1))
@@ -168,6 +191,7 @@ public final class Transcoder: @unchecked Sendable {
             ("W_dec", [m, d], decoderWeight), ("b_dec", [d], decoderBias),
         ]
         if let s = skipWeight { list.append(("W_skip", [d, d], s)) }
+        if let t = threshold { list.append(("threshold", [m], t)) }
         return list
     }
 }

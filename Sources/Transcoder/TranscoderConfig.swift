@@ -14,7 +14,9 @@ public struct TranscoderConfig: Codable, Equatable, Sendable {
     public var expansionFactor: Int
     /// Active latents per token (`k`, default 32).
     public var k: Int
-    /// `"topk"` (default) or `"groupmax"` (`activation`).
+    /// `"topk"` (default) or `"groupmax"` (`activation`); Loupe adds `"relu"` and `"jumprelu"` (per-latent
+    /// thresholds, tensor `threshold`) for dictionaries read from other libraries (Formats/), whose `k` is
+    /// then the most latents Loupe keeps per token, the largest first.
     public var activation: String
     /// Unit-norm decoder rows; sparsify applies it only when not transcoding (`normalize_decoder`, default true).
     public var normalizeDecoder: Bool
@@ -76,7 +78,8 @@ public struct TranscoderConfig: Codable, Equatable, Sendable {
         switch activation {
         case "topk": break
         case "groupmax": if latents % k != 0 { return ("activation", "groupmax needs num_latents (\(latents)) divisible by k (\(k))") }
-        default: return ("activation", "'\(activation)' is not \"topk\" or \"groupmax\"")
+        case "relu", "jumprelu": break
+        default: return ("activation", "'\(activation)' is not \"topk\", \"groupmax\", \"relu\" or \"jumprelu\"")
         }
         return nil
     }
