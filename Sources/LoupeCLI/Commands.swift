@@ -1,5 +1,6 @@
 import Engine
 import Terminal
+import Transcoder
 
 /// One `loupe` command: the word that selects it, the ways to call it (each with what it does) and what
 /// runs it. `loupe help` and the dispatch are both made from `CommandSpec.all`; a test checks README.md's
@@ -61,10 +62,10 @@ struct CommandSpec: Sendable {
                  summary: ["prompted all at once vs last token vs trained: predictions/s, speed-up, correlation"]),
         ]) { try BenchCommand.run(&$0) },
         CommandSpec("build", [
-            Form(synopsis: "build [--corpus F]… [--layer 15] [--latents 4608] [--k 32] [--tokens 2000000] [--transcoder DIR] [--workspace DIR] "
+            Form(synopsis: "build [--corpus F]… [--layer 15] [--latents 4608] [--k 32] [--tokens 2000000] [--transcoder DIR] [--dictionary DIR|FILE] [--workspace DIR] "
                      + "[--epochs 3] [--lr 3e-3] [--batch 1024] [--auxk-alpha 0.03125] [--dead-threshold 100000] [--no-skip] [--no-simulator]",
                  summary: ["fetch, corpus, activations, training, latent cache, evaluation, then lexical explanations and the trained simulator",
-                           "(--no-simulator: stop after the evaluation); resumable"]),
+                           "(--no-simulator: stop after the evaluation); resumable; --dictionary: use a transcoder in any format below instead of training"]),
         ]) { try WorkspaceCommands.build(&$0, steps: Builder.Step.allCases) },
         CommandSpec("train", [
             Form(synopsis: "train …", summary: ["the steps up to training alone (with what they need first); same options as build"]),
@@ -75,6 +76,8 @@ struct CommandSpec: Sendable {
         CommandSpec("info", [
             Form(synopsis: "info [--workspace DIR]",
                  summary: ["the workspace summary: model, layer, FVU, dead latents, CEs, loss recovered"]),
+            Form(synopsis: "info --dictionary DIR|FILE [--layer L] [--model PATH]",
+                 summary: ["describe a dictionary without building (format, kind, hookpoint, d_in, latents, activation), checked against the model"]),
         ]) { try WorkspaceCommands.info(&$0) },
         CommandSpec("latent", [
             Form(synopsis: "latent ID [--windows 10] [--workspace DIR]",
@@ -131,6 +134,7 @@ struct CommandSpec: Sendable {
     /// What `loupe help` prints around the commands.
     static let title = "loupe — explore the sparse latents of a language model in the terminal"
     static let notes = [
+        "Dictionaries (--dictionary, info --dictionary), detected by their files: " + DictionaryFormat.helpLines.joined(separator: "; ") + ".",
         "KIND is trained, prompted-all or prompted-last (--mode all|last: the prompted ones); without it, the workspace's trained "
             + "simulator if `loupe train-simulator` made one, else prompted-all.",
         "Every command but the explorer takes --json: one JSON object on stdout instead of text.",

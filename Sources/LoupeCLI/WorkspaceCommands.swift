@@ -12,6 +12,7 @@ enum WorkspaceCommands {
 
     static func options(_ a: inout Arguments) throws -> BuildOptions {
         var o = BuildOptions()
+        let (layerGiven, kGiven) = (a.has("--layer"), a.has("--k"))
         var corpus: [String] = []
         while let f = try a.option("--corpus") { corpus.append(f) }
         if !corpus.isEmpty {
@@ -38,6 +39,7 @@ enum WorkspaceCommands {
         if let t = o.transcoderDirectory, !FileManager.default.fileExists(atPath: (t as NSString).appendingPathComponent("cfg.json")) {
             throw UserError("--transcoder \(t): no cfg.json there (give the folder of one hookpoint, e.g. …/layers.15.mlp)")
         }
+        try DictionaryCommands.apply(&a, to: &o, layerGiven: layerGiven, kGiven: kGiven)
         guard o.k < o.latents else { throw UserError("--k \(o.k) must be smaller than --latents \(o.latents)") }
         return o
     }
@@ -71,6 +73,7 @@ enum WorkspaceCommands {
 
     static func info(_ a: inout Arguments) throws {
         let json = a.flag("--json")
+        if let path = try a.option("--dictionary") { return try DictionaryCommands.info(&a, path: path, json: json) }
         let ws = try workspace(&a)
         _ = try a.positionals()
         let m = try ws.load()

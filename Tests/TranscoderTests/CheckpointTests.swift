@@ -127,7 +127,7 @@ final class CheckpointTests: XCTestCase {
         msg = try loadError { dir in try rewriteConfig(dir) { $0["k"] = 100 } }
         XCTAssertTrue(msg.contains("key 'k': must be in 1...48, got 100"), msg)
 
-        msg = try loadError { dir in try rewriteConfig(dir) { $0["activation"] = "relu" } }
+        msg = try loadError { dir in try rewriteConfig(dir) { $0["activation"] = "gelu" } }
         XCTAssertTrue(msg.contains("key 'activation'"), msg)
 
         msg = try loadError { dir in try Data("{not json".utf8).write(to: URL(fileURLWithPath: dir + "/cfg.json")) }

@@ -65,6 +65,17 @@ final class DictionaryFormatTests: XCTestCase {
         }
     }
 
+    /// sparsify's folder (the existing fixture) is detected and loads as `Transcoder.load` does.
+    func testSparsifyFolderThroughDictionaries() throws {
+        let dir = try XCTUnwrap(Bundle.module.resourcePath) + "/Fixtures/sparsify_tc"
+        XCTAssertEqual(try Dictionaries.detect(dir), .sparsify)
+        let (t, d) = try Dictionaries.load(dir)
+        XCTAssertEqual([d.dIn, d.latents, d.k], [16, 64, 4])
+        XCTAssertEqual(d.kind, .transcoder)
+        XCTAssertTrue(d.skipConnection)
+        XCTAssertEqual(t.encoderWeight.array, try Transcoder.load(directory: dir).encoderWeight.array)
+    }
+
     func testDescriptionsNameHookpointAndSite() throws {
         let s = try Dictionaries.describe(fixture("saelens_topk"))
         XCTAssertEqual(s.k, 4)

@@ -24,6 +24,26 @@ final class SelectionTests: XCTestCase {
         }
     }
 
+    /// JumpReLU + top-k against the plain definition: ReLU(p + b)·[p + b > t], then a full sort.
+    func testJumpReLUTopKMatchesDefinition() {
+        var rng = SeededRNG(seed: 11)
+        for (n, k) in [(37, 5), (300, 300), (64, 1)] {
+            for _ in 0..<20 {
+                let row = (0..<n).map { _ in Float(Int(rng.next() % 41) - 20) / 4 }
+                let bias = (0..<n).map { _ in Float(Int(rng.next() % 3) - 1) / 4 }
+                let theta = (0..<n).map { _ in Float(Int(rng.next() % 9)) / 4 }
+                var p = row
+                var ix = [Int32](repeating: -1, count: k), vx = [Float](repeating: -1, count: k)
+                Select.jumpReLUTopK(&p, bias, theta, n, k, &ix, &vx)
+                let r = (0..<n).map { j in row[j] + bias[j] > theta[j] ? max(row[j] + bias[j], 0) : 0 }
+                XCTAssertEqual(p, r)
+                let want = (0..<n).sorted { r[$0] > r[$1] || (r[$0] == r[$1] && $0 < $1) }.prefix(k)
+                XCTAssertEqual(ix.map(Int.init), Array(want), "n \(n) k \(k)")
+                XCTAssertEqual(vx, want.map { r[$0] })
+            }
+        }
+    }
+
     func testGroupMaxTakesEachGroupsMaximum() {
         let p0: [Float] = [0.1, 0.5, -1, 0.2, 3, 0.3, 0.2, 0.4, 0.9]
         var p = p0

@@ -27,6 +27,9 @@ public struct BuildOptions: Sendable {
     public var epochs = 3
     /// A sparsify checkpoint directory to use instead of training.
     public var transcoderDirectory: String?
+    /// A transcoder in any format Loupe reads (`Dictionaries`, Transcoder/Formats) to use instead of
+    /// training; ReLU and JumpReLU ones keep the `k` largest active latents per token.
+    public var dictionaryPath: String?
     /// After the cache, lexical explanations and the trained simulator (`EngineService.finishBuild`).
     public var explainAndTrainSimulator = true
     /// sparsify's Adam settings, except two: AuxK also trains the encoder rows of dead latents (as in
@@ -88,7 +91,7 @@ public final class Builder {
     func openManifest() throws -> WorkspaceManifest {
         let sources = options.corpusFiles ?? ["default demo corpus: " + CorpusFetch.description]
         let fresh = WorkspaceManifest(model: modelPath, layer: options.layer, latents: options.latents, k: options.k,
-                                      transcoderSource: options.transcoderDirectory ?? "trained", corpusSources: sources,
+                                      transcoderSource: try transcoderSource(), corpusSources: sources,
                                       trainTokens: 0, heldOutTokens: 0, windowLength: options.windowLength)
         if workspace.exists, let old = try? workspace.load() {
             if old.model == fresh.model && old.layer == fresh.layer && old.latents == fresh.latents && old.k == fresh.k
@@ -99,6 +102,12 @@ public final class Builder {
         }
         try workspace.save(fresh)
         return fresh
+    }
+
+    /// What the workspace records as its transcoder's source: "trained", a sparsify folder, or "<format>: <path>".
+    func transcoderSource() throws -> String {
+        if let p = options.dictionaryPath { return "\(try Dictionaries.detect(p).title): \(p)" }
+        return options.transcoderDirectory ?? "trained"
     }
 
     // MARK: steps
@@ -144,6 +153,13 @@ public final class Builder {
 
     func train() throws -> Int {
         let target = workspace.transcoderDirectory(layer: options.layer)
+        if let path = options.dictionaryPath {
+            let (t, d) = try Dictionaries.load(path, keep: options.k)
+            try d.check(modelWidth: model.config.dim, layers: model.config.layers, expect: .transcoder, layer: options.layer)
+            try t.save(directory: target.path)
+            reporter.note("using the \(d.summary)" + (d.k == nil ? "; keeping each token's \(t.config.k) largest latents (--k)" : ""))
+            return 0
+        }
         if let source = options.transcoderDirectory {
             let t = try Transcoder.load(directory: source)
             guard t.d == model.config.dim else {
