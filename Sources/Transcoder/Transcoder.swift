@@ -87,7 +87,8 @@ public final class Transcoder: @unchecked Sendable {
     /// Encodes `rows` inputs x (row-major rows × d): for each row the k latents as (indices, values),
     /// values ≥ 0 sorted descending (ties to the lower index; sparsify's torch.topk leaves the order
     /// unspecified). `indices` and `values` hold rows × k. With `preActivations` (rows × M) the
-    /// dense ReLU(W_enc·x + b_enc) is written there too (sparsify's `pre_acts`).
+    /// dense ReLU(W_enc·x + b_enc) is written there too (sparsify's `pre_acts`; for "jumprelu", with
+    /// the entries at or below their threshold set to 0).
     public func encode(_ x: UnsafePointer<Float>, rows: Int, indices: UnsafeMutablePointer<Int32>,
                        values: UnsafeMutablePointer<Float>, preActivations: UnsafeMutablePointer<Float>? = nil) {
         let chunk = preActivations == nil ? 256 : max(rows, 1)

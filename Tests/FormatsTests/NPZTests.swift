@@ -27,6 +27,36 @@ final class NPZTests: XCTestCase {
         XCTAssertEqual(CRC32.of(Data("123456789".utf8)), 0xCBF4_3926)
     }
 
+    /// An entry whose sizes and offset live in a zip64 extra field of the central directory (as zip
+    /// writes them past 4 GiB) and a zip64 end record, built by hand around the writer's `.npy` member.
+    func testZip64CentralDirectory() throws {
+        let values: [Float] = [1.5, -2, 3.25, 0]
+        try NPZFile.write([("threshold", [4], values)], to: path)
+        let plain = try Data(contentsOf: URL(fileURLWithPath: path))
+        let nameLen = Int(plain[26]) | Int(plain[27]) << 8
+        let size = Int(plain[18]) | Int(plain[19]) << 8 | Int(plain[20]) << 16 | Int(plain[21]) << 24
+        let local = plain.prefix(30 + nameLen + size)
+        let name = plain[30..<(30 + nameLen)]
+        var out = Data(local)
+        func le<T: FixedWidthInteger>(_ v: T) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
+        let cd = out.count
+        le(UInt32(0x0201_4b50)); le(UInt16(45)); le(UInt16(45)); le(UInt16(0)); le(UInt16(0)); le(UInt32(0))
+        out.append(plain[14..<18])                                  // crc32
+        le(UInt32.max); le(UInt32.max)                              // csize, usize: in the extra field
+        le(UInt16(nameLen)); le(UInt16(28)); le(UInt16(0)); le(UInt16(0)); le(UInt16(0)); le(UInt32(0))
+        le(UInt32.max)                                              // local header offset: in the extra field
+        out.append(name)
+        le(UInt16(1)); le(UInt16(24)); le(UInt64(size)); le(UInt64(size)); le(UInt64(0))
+        let cdSize = out.count - cd, z64 = out.count
+        le(UInt32(0x0606_4b50)); le(UInt64(44)); le(UInt16(45)); le(UInt16(45)); le(UInt32(0)); le(UInt32(0))
+        le(UInt64(1)); le(UInt64(1)); le(UInt64(cdSize)); le(UInt64(cd))
+        le(UInt32(0x0706_4b50)); le(UInt32(0)); le(UInt64(z64)); le(UInt32(1))
+        le(UInt32(0x0605_4b50)); le(UInt16(0)); le(UInt16(0)); le(UInt16.max); le(UInt16.max); le(UInt32.max); le(UInt32.max); le(UInt16(0))
+        try out.write(to: URL(fileURLWithPath: path))
+        let f = try NPZFile(path: path)
+        XCTAssertEqual(try f.floats("threshold", shape: [4]), values)
+    }
+
     func testDamagedArchivesAreErrorsNamingTheFile() throws {
         try NPZFile.write([("W_enc", [2, 2], [1, 2, 3, 4])], to: path)
         var bytes = try Data(contentsOf: URL(fileURLWithPath: path))

@@ -159,6 +159,12 @@ final class DictionaryFormatTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         XCTAssertThrowsError(try Dictionaries.detect(dir)) { e in XCTAssertTrue("\(e)".contains("not a dictionary Loupe knows"), "\(e)") }
+        XCTAssertThrowsError(try Dictionaries.detect(fixture("circuit_tracer"))) { e in
+            XCTAssertTrue("\(e)".contains("circuit-tracer's 2 per-layer files; give one of them, e.g. ") && "\(e)".hasSuffix("layer_3.safetensors)"), "\(e)")
+        }
+        XCTAssertThrowsError(try Dictionaries.detect(fixture(""))) { e in
+            XCTAssertTrue("\(e)".contains("a folder of 5 dictionaries; give one of them"), "\(e)")
+        }
         // An SAELens config with an architecture Loupe does not read, and one that normalises at run time.
         let sl = (dir as NSString).appendingPathComponent("sl")
         try FileManager.default.copyItem(atPath: fixture("saelens_standard"), toPath: sl)

@@ -151,6 +151,17 @@ public enum Dictionaries {
             if has("sae.safetensors") { return .sparsify }
             if has("params.npz") || has("params.safetensors") { return .gemmaScope }
             let entries = (try? fm.contentsOfDirectory(atPath: path)) ?? []
+            // A folder of several: sparsify's one folder per hookpoint, circuit-tracer's one file per layer.
+            let hookpoints = entries.filter { fm.fileExists(atPath: (path as NSString).appendingPathComponent("\($0)/cfg.json")) }.sorted()
+            if !hookpoints.isEmpty {
+                throw DictionaryError.unknownFormat(path: path, reason: "a folder of \(hookpoints.count) dictionaries; give one of them, e.g. "
+                    + (path as NSString).appendingPathComponent(hookpoints[0]))
+            }
+            let layers = entries.filter { $0.hasPrefix("layer_") && $0.hasSuffix(".safetensors") }.sorted()
+            if !layers.isEmpty {
+                throw DictionaryError.unknownFormat(path: path, reason: "circuit-tracer's \(layers.count) per-layer files; give one of them, e.g. "
+                    + (path as NSString).appendingPathComponent(layers[0]))
+            }
             throw DictionaryError.unknownFormat(path: path, reason: "found \(entries.sorted().prefix(6).joined(separator: ", ")); expected sae_weights.safetensors "
                 + "(SAELens), sae.safetensors (sparsify), params.npz or params.safetensors (Gemma Scope), or give circuit-tracer's layer_L.safetensors itself")
         }
