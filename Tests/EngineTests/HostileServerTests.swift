@@ -41,6 +41,20 @@ final class HostileServerTests: XCTestCase {
         print(String(format: "silent server: %@ after %.2f s, %.3f s CPU", "\(error!)", seconds, cpu))
     }
 
+    /// The same over https (URLSession, TLS): a server that never answers the handshake. The
+    /// deadline holds; the CPU bound is looser, as URLSession on Linux (libcurl's loop underneath)
+    /// keeps about half a core busy while it waits (measured: 1.96 s of CPU in a 4 s wait) — the
+    /// http path, ours, spends none.
+    func testSilentServerOverHTTPSEndsAtTheFirstByteDeadline() throws {
+        let plain = try start("silent")
+        let url = URL(string: plain.absoluteString.replacingOccurrences(of: "http://", with: "https://"))!
+        let (error, seconds, cpu) = failure { try OpenAISimulator.post(Data("{}".utf8), to: url, apiKey: nil, limits: short) }
+        XCTAssertEqual(error, .serverTimedOut(url: OpenAISimulator.base(of: url), seconds: 1))
+        XCTAssertLessThan(seconds, 1.9, "the first-byte deadline is 1 s")
+        XCTAssertLessThan(cpu, 0.9, "\(cpu) s of CPU in \(seconds) s: a full core")
+        print(String(format: "silent server over https: %@ after %.2f s, %.3f s CPU", "\(error.map { "\($0)" } ?? "no error")", seconds, cpu))
+    }
+
     func testDripEndsAtTheWholeReplyDeadline() throws {
         let url = try start("drip", "0.2")
         let (error, seconds, cpu) = failure { try OpenAISimulator.post(Data("{}".utf8), to: url, apiKey: nil, limits: short) }

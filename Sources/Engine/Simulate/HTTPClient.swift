@@ -64,7 +64,8 @@ public enum HTTPClient {
         if let query = url.query { path += "?" + query }
         let fd = try connect(host: host, port: port, deadline: start + min(limits.connect, limits.whole), seconds: limits.connect)
         defer { close(fd) }
-        var head = "POST \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\nConnection: close\r\nContent-Length: \(body.count)\r\n"
+        let hostHeader = host.contains(":") ? "[\(host)]" : host  // an IPv6 literal
+        var head = "POST \(path) HTTP/1.1\r\nHost: \(hostHeader):\(port)\r\nConnection: close\r\nContent-Length: \(body.count)\r\n"
         for (name, value) in headers { head += "\(name): \(value)\r\n" }
         head += "\r\n"
         try send(fd, Data(head.utf8) + body, deadline: start + limits.whole, limits: limits)
