@@ -61,7 +61,7 @@ enum ExplainCommand {
         let clearLine = isatty(STDERR_FILENO) != 0 && isatty(STDOUT_FILENO) != 0
         let summary = try ExplainJob.run(latents: latents, explainer: explainer, records: service.record, store: store, redo: redo, reporter: reporter) { latent, text in
             guard !json else { return }
-            if clearLine { FileHandle.standardError.write("\r\u{1B}[K".data(using: .utf8)!) }
+            if clearLine { Console.status("", after: "\r\u{1B}[K", newline: false) }
             if showPrompt, let llm = explainer as? LLMExplainer, let r = try? service.record(latent) {
                 Console.print("--- latent \(latent) prompt (\(llm.lastPromptTokens) tokens) ---\n" + llm.promptText(r) + "\n---")
             }

@@ -1,5 +1,6 @@
 import Foundation
 import Storage
+import Terminal
 
 /// A problem the user can fix, with a message that says how. Printed as one line, exit status 1.
 public struct UserError: Error, CustomStringConvertible {
@@ -35,21 +36,31 @@ public indirect enum JSON: Equatable {
 }
 
 /// All user-visible text goes through here: results to stdout, progress and errors to stderr.
+/// Whatever it prints passes `VisibleText.escape` first: text from files, servers or the user can
+/// hold ESC and other control characters, which are shown as `\x1B`, never sent to the terminal.
+/// Results keep their line breaks and tabs; a progress line or an error is one line, so a newline
+/// in it is shown too.
 public enum Console {
     public static func print(_ line: String) {
-        FileHandle.standardOutput.write((line + "\n").data(using: .utf8)!)
+        FileHandle.standardOutput.write((VisibleText.escape(line, keep: ["\n", "\t"]) + "\n").data(using: .utf8)!)
     }
 
     public static func write(_ text: String) {
-        FileHandle.standardOutput.write(text.data(using: .utf8)!)
+        FileHandle.standardOutput.write(VisibleText.escape(text, keep: ["\n", "\t"]).data(using: .utf8)!)
     }
 
     /// A progress line on stderr (overwritten in place on a terminal).
     public static func progress(_ line: String) {
-        FileHandle.standardError.write(("loupe: " + line + "\n").data(using: .utf8)!)
+        FileHandle.standardError.write(("loupe: " + VisibleText.escape(line) + "\n").data(using: .utf8)!)
     }
 
     public static func error(_ message: String) {
-        FileHandle.standardError.write(("loupe: error: " + message + "\n").data(using: .utf8)!)
+        FileHandle.standardError.write(("loupe: error: " + VisibleText.escape(message) + "\n").data(using: .utf8)!)
+    }
+
+    /// `line` on stderr after the terminal sequence `control` (ours: "\r\u{1B}[K" clears the line
+    /// a progress bar is redrawn on), the line itself escaped.
+    public static func status(_ line: String, after control: String = "", newline: Bool = true) {
+        FileHandle.standardError.write((control + VisibleText.escape(line) + (newline ? "\n" : "")).data(using: .utf8)!)
     }
 }

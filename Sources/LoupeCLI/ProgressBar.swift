@@ -52,18 +52,18 @@ final class ProgressBar: ProgressReporter, @unchecked Sendable {
         let rateText = String(format: rate < 10 ? "%.2f" : "%.0f", rate)
         let line = String(format: "%@ %@ %5.1f%% %d/%d %@ %@ %@/s ETA %@  %@", step, bar, fraction * 100, done, total, unit,
                           rateText, unit, Self.duration(eta), detail)
-        FileHandle.standardError.write(((interactive ? "\r\u{1B}[K" : "") + line + (interactive ? "" : "\n")).data(using: .utf8)!)
+        Console.status(line, after: interactive ? "\r\u{1B}[K" : "", newline: !interactive)
     }
 
     func end(_ step: String, summary: String) {
         guard !quiet else { return }
         let line = "\(step): done in \(Self.duration(Clock.now - started)) — \(summary)"
-        FileHandle.standardError.write(((interactive ? "\r\u{1B}[K" : "") + line + "\n").data(using: .utf8)!)
+        Console.status(line, after: interactive ? "\r\u{1B}[K" : "")
     }
 
     func note(_ message: String) {
         guard !quiet else { return }
-        FileHandle.standardError.write(((interactive ? "\r\u{1B}[K" : "") + "loupe: " + message + "\n").data(using: .utf8)!)
+        Console.status("loupe: " + message, after: interactive ? "\r\u{1B}[K" : "")
     }
 
     static func duration(_ s: Double) -> String {

@@ -75,7 +75,7 @@ enum ScoreCommand {
             scored += 1
             reporter.advance(scored, detail: "latent \(latent) r=\(number(result.scores.pearson))")
             if !json {
-                if clearLine { FileHandle.standardError.write("\r\u{1B}[K".data(using: .utf8)!) }
+                if clearLine { Console.status("", after: "\r\u{1B}[K", newline: false) }
                 Console.print(line(result.scores, text: current[latent]!.text))
             }
         }

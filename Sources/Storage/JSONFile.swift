@@ -18,7 +18,7 @@ public enum JSONFile {
         }
     }
 
-    /// A JSON string literal: quotes, backslashes and control characters (and DEL) escaped.
+    /// A JSON string literal: quotes, backslashes and control characters (C0, DEL and C1) escaped.
     public static func quote(_ s: String) -> String {
         var out = "\""
         for u in s.unicodeScalars {
@@ -28,7 +28,7 @@ public enum JSONFile {
             case "\n": out += "\\n"
             case "\r": out += "\\r"
             case "\t": out += "\\t"
-            case _ where u.value < 0x20 || u.value == 0x7F: out += String(format: "\\u%04x", u.value)
+            case _ where u.value < 0x20 || (u.value >= 0x7F && u.value < 0xA0): out += String(format: "\\u%04x", u.value)
             default: out.unicodeScalars.append(u)
             }
         }

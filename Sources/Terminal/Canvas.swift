@@ -31,13 +31,14 @@ public struct Canvas: Equatable, Sendable {
     }
 
     /// Writes `text` from column `x` of row `y`, clipped to the canvas and to `maxWidth` columns;
-    /// returns the column after the last one written. Control characters are not drawn.
+    /// returns the column after the last one written. Control characters (ESC, C0, DEL, C1) are
+    /// drawn as text (`VisibleText`: `\x1B`), so nothing drawn can reach the terminal as a command.
     @discardableResult
     public mutating func put(_ text: String, x: Int, y: Int, style: Style = .plain, maxWidth: Int? = nil) -> Int {
         guard y >= 0 && y < height else { return x }
         let limit = min(width, maxWidth.map { x + max($0, 0) } ?? width)
         var col = x
-        for ch in text {
+        for ch in VisibleText.escape(text) {
             let w = DisplayWidth.of(ch)
             if w == 0 { continue }
             if col + w > limit { break }

@@ -10,10 +10,11 @@ import XCTest
 /// answers, and — against a real server, llama-cpp-python's `llama_cpp.server` on the same GGUF,
 /// started here when the package is installed — agreement with Loupe's own simulator in both modes.
 ///
-/// The interpreter is `$LOUPE_LLAMA_PYTHON`, else /work/llamacpp/bin/python if it exists, else
+/// The interpreter is `$LOUPE_LLAMA_PYTHON`, else ~/.cache/loupe/llamacpp-venv/bin/python or
+/// /work/llamacpp/bin/python if one exists, else
 /// python3; the real-server test is skipped (saying why) unless `import llama_cpp.server` works there.
-/// Install it with `python3 -m venv /work/llamacpp && /work/llamacpp/bin/pip install 'llama-cpp-python[server]'`
-/// (pip builds llama.cpp from source, about 6 minutes).
+/// `.ci/run` installs it (`.ci/install-llama-cpp-python`: a venv under ~/.cache/loupe, the built
+/// wheel cached beside it; pip builds llama.cpp from source, about 6 minutes) and sets the variable.
 final class OpenAISimulatorTests: XCTestCase {
     var server: Process?
     var serverLog: URL?
@@ -32,9 +33,9 @@ final class OpenAISimulatorTests: XCTestCase {
     typealias Logprobs = OpenAISimulator.Logprobs
 
     func testExpectedDigitRenormalisesOverTheDigitsPresent() {
-        XCTAssertEqual(OpenAISimulator.expectedDigit(["3": log(0.25), "7": log(0.25), " the": log(0.5)]), 5, accuracy: 1e-6)
-        XCTAssertEqual(OpenAISimulator.expectedDigit(["9": 0, "x": -1]), 9, accuracy: 1e-6)
-        XCTAssertEqual(OpenAISimulator.expectedDigit(["x": 0]), 0)
+        XCTAssertEqual(try XCTUnwrap(OpenAISimulator.expectedDigit(["3": log(0.25), "7": log(0.25), " the": log(0.5)])), 5, accuracy: 1e-6)
+        XCTAssertEqual(try XCTUnwrap(OpenAISimulator.expectedDigit(["9": 0, "x": -1])), 9, accuracy: 1e-6)
+        XCTAssertNil(OpenAISimulator.expectedDigit(["x": 0]), "no digit: no value (an error upstream), never a 0")
     }
 
     func testLogprobLimitIsReadFromTheRefusal() {
@@ -112,7 +113,7 @@ final class OpenAISimulatorTests: XCTestCase {
         let local = try LocalSimulator(session: session)
         let remote = try OpenAISimulator(url: "http://127.0.0.1:\(port)", model: "SmolLM2-135M-Instruct", tokenizer: session.tokenizer, chat: session.chat)
         // llama-cpp-python's server sorts the vocabulary in Python for every echoed token: slow, more so on a busy machine.
-        remote.timeout = 900
+        remote.limits = HTTPLimits(connect: 10, firstByte: 900, whole: 900)
         let contexts = ["The dog barked at the mailman while the cat slept.", "Mr. Speaker, the state of our Union is strong."].map { text in
             let ids = session.tokenizer.encode(text, parseSpecial: false)
             return SimulationContext(tokens: ids, texts: ids.map { String(decoding: session.tokenizer.tokenBytes($0), as: UTF8.self) })
@@ -153,8 +154,10 @@ final class OpenAISimulatorTests: XCTestCase {
 
     /// An interpreter that can `import llama_cpp.server`, or a skip saying why not.
     static func llamaPython() throws -> String {
-        let env = ProcessInfo.processInfo.environment["LOUPE_LLAMA_PYTHON"]
-        let python = env ?? (FileManager.default.isExecutableFile(atPath: "/work/llamacpp/bin/python") ? "/work/llamacpp/bin/python" : "/usr/bin/python3")
+        let env = ProcessInfo.processInfo.environment
+        let cache = env["XDG_CACHE_HOME"] ?? (NSHomeDirectory() + "/.cache")
+        let candidates = [cache + "/loupe/llamacpp-venv/bin/python", "/work/llamacpp/bin/python"]
+        let python = env["LOUPE_LLAMA_PYTHON"] ?? candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? "/usr/bin/python3"
         guard FileManager.default.isExecutableFile(atPath: python) else { throw XCTSkip("no Python at \(python) (set LOUPE_LLAMA_PYTHON)") }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: python)
@@ -164,7 +167,7 @@ final class OpenAISimulatorTests: XCTestCase {
         try p.run()
         p.waitUntilExit()
         guard p.terminationStatus == 0 else {
-            throw XCTSkip("llama-cpp-python's server is not installed for \(python) (pip install 'llama-cpp-python[server]', or set LOUPE_LLAMA_PYTHON)")
+            throw XCTSkip("llama-cpp-python's server is not installed for \(python) (run .ci/install-llama-cpp-python, or set LOUPE_LLAMA_PYTHON)")
         }
         return python
     }

@@ -113,12 +113,14 @@ final class TmuxDriver {
     private var exitMarker: String { "[run \(runs) exited with status " }
 
     /// `command` under a shell that clears the screen, runs it, then writes its exit status on
-    /// the screen and keeps the pane open. (Not tmux's own `pane_dead_status`: tmux can miss the
+    /// the screen and keeps the pane open — with the terminal's signal keys and echo off, so keys
+    /// that arrive after the program quit (a key storm's Ctrl-C) neither end the pane nor scroll
+    /// the status away. (Not tmux's own `pane_dead_status`: tmux can miss the
     /// exit of a pane's process when it lands while tmux runs libutempter's helper, which sets
     /// SIGCHLD to its default for the time; the pane then never dies.)
     private func wrapped(_ command: [String]) -> [String] {
         runs += 1
-        return ["sh", "-c", "printf '\\033[H\\033[2J'; \"$@\"; echo \"\(exitMarker)$?]\"; exec sleep 3600", "sh"] + command
+        return ["sh", "-c", "printf '\\033[H\\033[2J'; \"$@\"; echo \"\(exitMarker)$?]\"; stty -isig -echo 2>/dev/null; exec sleep 3600", "sh"] + command
     }
 
     /// Key names as tmux spells them ("Enter", "Escape", "Q").

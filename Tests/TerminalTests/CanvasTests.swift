@@ -14,12 +14,13 @@ final class CanvasTests: XCTestCase {
         XCTAssertEqual(c.text, "abcde\nyz")
     }
 
-    func testPutHonoursMaxWidthAndSkipsControlCharacters() {
+    func testPutHonoursMaxWidthAndShowsControlCharacters() {
         var c = Canvas(width: 8, height: 1)
         XCTAssertEqual(c.put("abcdef", x: 1, y: 0, maxWidth: 3), 4)
         XCTAssertEqual(c.text, " abc")
-        c.put("x\ty\u{7}z", x: 5, y: 0)
-        XCTAssertEqual(c.text, " abc xyz")
+        var wide = Canvas(width: 16, height: 1)
+        wide.put("x\ty\u{7}z", x: 0, y: 0)
+        XCTAssertEqual(wide.text, #"x\x09y\x07z"#)
     }
 
     func testWideCharactersTakeTwoCellsAndNeverOverflowTheRightEdge() {

@@ -248,7 +248,7 @@ public final class EngineThread: EngineClient, @unchecked Sendable {
         }
         post(.progress(nil))
         if isCancelled {
-            post(.notice("build stopped; what is done is kept — b (or `loupe build`) resumes it"))
+            post(.notice("build stopped — press b to resume (what is done is kept; `loupe build` resumes it too)"))
             post(.missingWorkspace(path: workspace.directory.path))
             return
         }

@@ -1,9 +1,6 @@
 import Foundation
 import Storage
 
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import Tokenizer
 
 /// A simulator backend on a server speaking the OpenAI completions API with logprobs (vLLM,
@@ -24,9 +21,12 @@ import Tokenizer
 ///   the template's tail, `max_tokens: 1`, `logprobs: N`: the first generated token's alternatives.
 ///
 /// The expected digit is Σ d·p(d) / Σ p(d) over the digit tokens "0"…"9" among the top-N (digits
-/// outside the top N count as probability 0; a position with no digit among them reads 0), as the
+/// outside the top N count as probability 0; a position with no digit among them is an error), as the
 /// local backend renormalises over the ten digits. Requests run `concurrency` at a time; a failed
-/// request is an error, never retried.
+/// request is an error, never retried. Each request runs under `limits` (deadlines for connecting,
+/// the first byte and the whole reply, and a size cap; `HTTPClient`), redirects are not followed
+/// (the API key goes only where the user pointed), and a reply is checked before any value is read
+/// from it (`parseReply`: shapes, log probabilities ≤ 0; a readout without a digit is an error).
 public final class OpenAISimulator: SimulatorBackend, @unchecked Sendable {
     /// `{base}/v1/completions`.
     public let endpoint: URL
@@ -41,9 +41,9 @@ public final class OpenAISimulator: SimulatorBackend, @unchecked Sendable {
     /// that allows fewer (vLLM: 20 unless started with --max-logprobs) says so in a 400 reply, and
     /// the limit it names (else 20) is used from then on — one retry, once.
     public private(set) var topLogprobs = 100
-    public var timeout: TimeInterval = 120
+    /// Deadlines and the reply cap of each request (tests shorten them).
+    public var limits = HTTPLimits()
     public var concurrency = 4
-    private let session: URLSession
     private let lock = NSLock()
 
     /// `url` is the server's base (`http://host:8000`, with or without `/v1`); `tokenizer` and
@@ -64,11 +64,6 @@ public final class OpenAISimulator: SimulatorBackend, @unchecked Sendable {
         self.tokenizer = tokenizer
         self.chat = chat
         self.promptDirectory = promptDirectory
-        let config = URLSessionConfiguration.ephemeral
-        // Each request carries its own timeout (`timeout`, settable after init).
-        config.timeoutIntervalForRequest = 3600
-        config.httpMaximumConnectionsPerHost = 8
-        session = URLSession(configuration: config)
     }
 
     public func simulate(explanation: String, contexts: [SimulationContext], mode: SimulationMode,
@@ -106,36 +101,41 @@ public final class OpenAISimulator: SimulatorBackend, @unchecked Sendable {
         return out
     }
 
-    /// The expected digit from one position's alternatives (token text → log probability).
-    static func expectedDigit(_ top: [String: Double]) -> Float {
+    /// The expected digit from one position's alternatives (token text → log probability), or nil
+    /// when no digit is among them (or all have probability 0).
+    static func expectedDigit(_ top: [String: Double]) -> Float? {
         var z = 0.0, e = 0.0
         for d in 0...9 {
             guard let lp = top[String(d)] else { continue }
             z += exp(lp)
             e += exp(lp) * Double(d)
         }
-        return z > 0 ? Float(e / z) : 0
+        return z > 0 ? Float(e / z) : nil
     }
 
     /// Echoed prompt: the digit of each of the last `rows` rows. A row's readout is the position
     /// right after its tab: the alternatives of the token that follows the server's token ending in
     /// that tab. Rows are found from the end (the prefix's example rows hold tabs too); `tailTabs`
-    /// tabs of the template's tail come after them.
-    static func echoReadouts(_ lp: Logprobs, rows: Int, tailTabs: Int, server: String) throws -> [Float] {
+    /// tabs of the template's tail come after them. A row without a digit among its alternatives
+    /// is an error, never a 0.
+    static func echoReadouts(_ lp: Logprobs, rows: Int, tailTabs: Int, server: String) throws(SimulatorError) -> [Float] {
         let tabs = lp.tokens.indices.filter { lp.tokens[$0].contains("\t") }
         guard tabs.count >= rows + tailTabs else {
-            throw SimulatorError.echoTooShort(server: server, tabs: tabs.count, expected: rows + tailTabs)
+            throw .echoTooShort(server: server, tabs: tabs.count, expected: rows + tailTabs)
         }
         let shift = isShifted(lp) ? 0 : 1
-        return try tabs.dropLast(tailTabs).suffix(rows).map { j in
+        var out: [Float] = []
+        for (row, j) in tabs.dropLast(tailTabs).suffix(rows).enumerated() {
             guard lp.tokens[j].hasSuffix("\t"), lp.tokens[j].filter({ $0 == "\t" }).count == 1, j + 1 < lp.tokens.count else {
-                throw SimulatorError.tabJoined(server: server, token: lp.tokens[j])
+                throw .tabJoined(server: server, token: String(lp.tokens[j].prefix(40)))
             }
             guard j + shift < lp.topLogprobs.count, let top = lp.topLogprobs[j + shift] else {
-                throw SimulatorError.noPromptLogprobs(server: server)
+                throw .noPromptLogprobs(server: server)
             }
-            return expectedDigit(top)
+            guard let digit = expectedDigit(top) else { throw .noDigits(server: server, where: "row \(row + 1) of \(rows)") }
+            out.append(digit)
         }
+        return out
     }
 
     /// Whether the server gives, at echoed token i, the distribution *after* token i rather than the
@@ -155,21 +155,20 @@ public final class OpenAISimulator: SimulatorBackend, @unchecked Sendable {
         return n > 0 && shifted > asIs
     }
 
-    /// Generated token: the alternatives of the first (only) generated token.
-    static func generatedReadout(_ lp: Logprobs, server: String) throws -> Float {
-        guard let first = lp.topLogprobs.first, let top = first else {
-            throw SimulatorError.noGeneratedLogprobs(server: server)
-        }
-        return expectedDigit(top)
+    /// Generated token: the alternatives of the first (only) generated token, which must hold a digit.
+    static func generatedReadout(_ lp: Logprobs, server: String) throws(SimulatorError) -> Float {
+        guard let first = lp.topLogprobs.first, let top = first else { throw .noGeneratedLogprobs(server: server) }
+        guard let digit = expectedDigit(top) else { throw .noDigits(server: server, where: "the generated token") }
+        return digit
     }
 
     // MARK: the API
 
-    /// The `logprobs` object of a completion choice.
-    struct Logprobs: Decodable {
-        var tokens: [String]
-        var tokenLogprobs: [Double?]
-        var topLogprobs: [[String: Double]?]
+    /// The `logprobs` object of a completion choice: parallel lists, one entry per token.
+    public struct Logprobs: Decodable, Sendable {
+        public var tokens: [String]
+        public var tokenLogprobs: [Double?]
+        public var topLogprobs: [[String: Double]?]
 
         enum CodingKeys: String, CodingKey { case tokens, tokenLogprobs = "token_logprobs", topLogprobs = "top_logprobs" }
     }
@@ -179,28 +178,63 @@ public final class OpenAISimulator: SimulatorBackend, @unchecked Sendable {
         var choices: [Choice]
     }
 
-    /// One completion request; returns the first choice's logprobs.
-    func complete(_ prompt: String, echo: Bool) throws -> Logprobs {
-        func body() -> [String: Any] {
-            ["model": model, "prompt": prompt, "max_tokens": 1, "temperature": 0, "logprobs": lock.withLock { topLogprobs }, "echo": echo]
+    /// A server's reply, bytes → the first choice's logprobs, checked: a completion with logprobs,
+    /// the three lists equally long, every log probability finite and ≤ 0 (up to float rounding).
+    /// Anything else is a `SimulatorError` quoting at most a short escaped excerpt. Pure (no I/O),
+    /// for tests and fuzzing.
+    public static func parseReply(_ data: Data, server: String) throws(SimulatorError) -> Logprobs {
+        let completion: Completion
+        do { completion = try JSONDecoder().decode(Completion.self, from: data) } catch {
+            throw .badReply(server: server, reason: "it is not a completion (JSON with choices[].logprobs)", excerpt: excerpt(data))
         }
-        let data: Data
-        do { data = try post(body()) } catch let e as HTTPStatusError where e.status == 400 && e.body.lowercased().contains("logprob") {
-            let allowed = Self.allowedLogprobs(e.body)
+        guard let choice = completion.choices.first else {
+            throw .badReply(server: server, reason: "it has no choices", excerpt: excerpt(data))
+        }
+        guard let lp = choice.logprobs else { throw .noLogprobs(server: server) }
+        guard !lp.tokens.isEmpty, lp.tokenLogprobs.count == lp.tokens.count, lp.topLogprobs.count == lp.tokens.count else {
+            throw .badReply(server: server, reason: "its logprobs lists are empty or differ in length (tokens \(lp.tokens.count), token_logprobs \(lp.tokenLogprobs.count), top_logprobs \(lp.topLogprobs.count))",
+                            excerpt: excerpt(data))
+        }
+        // Rounding in a server's log-softmax can give +1e-7 for a certain token; more is not a log probability.
+        let allowed = 1e-4
+        for value in lp.tokenLogprobs.compactMap({ $0 }) + lp.topLogprobs.compactMap({ $0 }).flatMap(\.values) {
+            guard value.isFinite, value <= allowed else {
+                throw .badReply(server: server, reason: "it holds a log probability of \(value), which must be finite and at most 0", excerpt: excerpt(data))
+            }
+        }
+        return lp
+    }
+
+    /// The start of a reply as a quoted string with control characters escaped, at most `limit`
+    /// characters of it (an escape is never cut in half), "…" marking what is left out.
+    static func excerpt(_ data: Data, limit: Int = 80) -> String {
+        let quoted = JSONFile.quote(String(decoding: data.prefix(limit * 4), as: UTF8.self))
+        guard quoted.count > limit || data.count > limit * 4 else { return quoted }
+        var cut = String(quoted.prefix(limit))
+        if let slash = cut.lastIndex(of: "\\"), cut.distance(from: slash, to: cut.endIndex) < 6 { cut = String(cut[..<slash]) }
+        return cut + "\"…"
+    }
+
+    /// One completion request; returns the first choice's logprobs, checked.
+    func complete(_ prompt: String, echo: Bool) throws(SimulatorError) -> Logprobs {
+        func body() -> Data {
+            let object: [String: Any] = ["model": model, "prompt": prompt, "max_tokens": 1, "temperature": 0,
+                                         "logprobs": lock.withLock { topLogprobs }, "echo": echo]
+            return (try? JSONSerialization.data(withJSONObject: object)) ?? Data()
+        }
+        let key = ProcessInfo.processInfo.environment["OPENAI_API_KEY"]
+        var reply = try Self.post(body(), to: endpoint, apiKey: key, limits: limits)
+        if reply.status == 400 && String(decoding: reply.body.prefix(4096), as: UTF8.self).lowercased().contains("logprob") {
+            let allowed = Self.allowedLogprobs(String(decoding: reply.body.prefix(4096), as: UTF8.self))
             let lowered = lock.withLock { () -> Bool in
                 guard allowed < topLogprobs else { return false }
                 topLogprobs = max(allowed, 1)
                 return true
             }
-            guard lowered else { throw e }
-            data = try post(body())
+            if lowered { reply = try Self.post(body(), to: endpoint, apiKey: key, limits: limits) }
         }
-        let completion: Completion
-        do { completion = try JSONDecoder().decode(Completion.self, from: data) } catch {
-            throw SimulatorError.notACompletion(server: name, reply: String(decoding: data.prefix(300), as: UTF8.self))
-        }
-        guard let lp = completion.choices.first?.logprobs else { throw SimulatorError.noLogprobs(server: name) }
-        return lp
+        try Self.checkStatus(reply, endpoint: endpoint)
+        return try Self.parseReply(reply.body, server: name)
     }
 
     /// The limit a server names when it refuses the logprobs asked ("… greater than max allowed: 20"
@@ -209,38 +243,44 @@ public final class OpenAISimulator: SimulatorBackend, @unchecked Sendable {
         body.firstMatch(of: /max(?:imum)?[ _]?(?:allowed)?[^0-9]{0,20}([0-9]+)/).flatMap { Int($0.1) } ?? 20
     }
 
-    /// POSTs JSON to the endpoint and returns the body of a 200 reply; any other outcome is an error
-    /// that says what to do.
-    func post(_ body: [String: Any]) throws -> Data {
-        var request = URLRequest(url: endpoint, timeoutInterval: timeout)
-        request.httpMethod = "POST"
-        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        if let key = ProcessInfo.processInfo.environment["OPENAI_API_KEY"], !key.isEmpty {
-            request.setValue("Bearer \(key)", forHTTPHeaderField: "Authorization")
-        }
-        request.httpBody = try JSONSerialization.data(withJSONObject: body)
-        let reply = Reply()
-        let done = DispatchSemaphore(value: 0)
-        session.dataTask(with: request) { data, response, error in
-            reply.set(data, response as? HTTPURLResponse, error)
-            done.signal()
-        }.resume()
-        done.wait()
-        let (data, response, error) = reply.get()
-        let base = endpoint.deletingLastPathComponent().deletingLastPathComponent().absoluteString
-        if let error {
-            let e = error as NSError
-            if e.domain == NSURLErrorDomain && e.code == NSURLErrorTimedOut {
-                throw SimulatorError.serverTimedOut(url: base, seconds: Int(timeout))
+    /// The server's base URL as the user gave it (for messages).
+    static func base(of endpoint: URL) -> String {
+        endpoint.deletingLastPathComponent().deletingLastPathComponent().absoluteString
+    }
+
+    /// POSTs JSON to the endpoint under `limits` (`HTTPClient`: deadlines, a size cap, redirects not
+    /// followed) and returns the reply, whatever its status; a failed exchange is an error that
+    /// says what to do. The API key goes to `endpoint` only.
+    static func post(_ body: Data, to endpoint: URL, apiKey: String?, limits: HTTPLimits) throws(SimulatorError) -> HTTPReply {
+        var headers = [("Content-Type", "application/json"), ("Accept", "application/json")]
+        if let apiKey, !apiKey.isEmpty { headers.append(("Authorization", "Bearer \(apiKey)")) }
+        let base = base(of: endpoint)
+        do {
+            return try HTTPClient.post(endpoint, headers: headers, body: body, limits: limits)
+        } catch {
+            switch error {
+            case .cannotResolve(let host): throw .serverUnreachable(url: base, reason: "cannot resolve \(host)", port: endpoint.port ?? 8000)
+            case .cannotConnect(let reason): throw .serverUnreachable(url: base, reason: reason, port: endpoint.port ?? 8000)
+            case .connectTimedOut(let seconds): throw .serverUnreachable(url: base, reason: "no connection within \(Self.seconds(seconds)) s", port: endpoint.port ?? 8000)
+            case .noFirstByte(let seconds): throw .serverTimedOut(url: base, seconds: Int(seconds.rounded(.up)))
+            case .tooSlow(let seconds): throw .serverTooSlow(url: base, seconds: Self.seconds(seconds))
+            case .tooLarge(let bytes): throw .serverReplyTooLarge(url: base, megabytes: max(1, bytes >> 20))
+            case .malformed(let reason): throw .noHTTPReply(url: base, reason: reason)
+            case .truncated: throw .noHTTPReply(url: base, reason: "the connection closed before the reply was complete")
             }
-            throw SimulatorError.serverUnreachable(url: base, reason: e.localizedDescription, port: endpoint.port ?? 8000)
         }
-        guard let response else { throw SimulatorError.noHTTPReply(url: base) }
-        guard response.statusCode == 200, let data else {
-            let text = data.map { String(decoding: $0.prefix(400), as: UTF8.self) } ?? ""
-            throw HTTPStatusError(url: endpoint.absoluteString, status: response.statusCode, body: text)
+    }
+
+    private static func seconds(_ s: Double) -> String { s >= 10 ? String(Int(s.rounded(.up))) : String(format: "%g", s) }
+
+    /// A reply other than 200 OK is an error: a redirect names where it points (Loupe does not
+    /// follow it), any other status quotes the start of the body (servers explain errors there).
+    static func checkStatus(_ reply: HTTPReply, endpoint: URL) throws(SimulatorError) {
+        guard reply.status != 200 else { return }
+        if (300..<400).contains(reply.status) {
+            throw .serverRedirected(url: base(of: endpoint), status: reply.status, location: excerpt(Data((reply.headers["location"] ?? "").utf8), limit: 120))
         }
-        return data
+        throw .serverStatus(url: endpoint.absoluteString, status: reply.status, excerpt: excerpt(reply.body, limit: 160))
     }
 
     /// Runs the closures on concurrent threads and returns their results in order (the first error wins).
@@ -250,22 +290,6 @@ public final class OpenAISimulator: SimulatorBackend, @unchecked Sendable {
         DispatchQueue.concurrentPerform(iterations: work.count) { i in results.set(i, Result { try work[i]() }) }
         return try results.values.map { try $0!.get() }
     }
-}
-
-/// A reply other than 200 OK, with the start of its body (servers explain errors there).
-struct HTTPStatusError: Error, CustomStringConvertible {
-    let url: String
-    let status: Int
-    let body: String
-    var description: String { "\(url) answered HTTP \(status): \(body)" }
-}
-
-/// A completion handler's outcome, handed across threads.
-private final class Reply: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value: (Data?, HTTPURLResponse?, Error?) = (nil, nil, nil)
-    func set(_ d: Data?, _ r: HTTPURLResponse?, _ e: Error?) { lock.withLock { value = (d, r, e) } }
-    func get() -> (Data?, HTTPURLResponse?, Error?) { lock.withLock { value } }
 }
 
 private final class Results<T>: @unchecked Sendable {

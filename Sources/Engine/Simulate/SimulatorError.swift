@@ -18,16 +18,26 @@ public enum SimulatorError: Error, Equatable, CustomStringConvertible {
     case noPromptLogprobs(server: String)
     /// No logprobs for the generated token.
     case noGeneratedLogprobs(server: String)
-    /// A reply that does not decode as a completion (the start of its body).
-    case notACompletion(server: String, reply: String)
+    /// A reply that is not a well-formed completion with logprobs: why, and a short escaped excerpt.
+    case badReply(server: String, reason: String, excerpt: String)
+    /// No digit among the alternatives where a digit is read (`where`: a row, the generated token).
+    case noDigits(server: String, where: String)
     /// A completion without logprobs.
     case noLogprobs(server: String)
-    /// No answer within the timeout.
+    /// No answer (first byte) within the deadline.
     case serverTimedOut(url: String, seconds: Int)
+    /// A reply that did not finish within the deadline (drip, endless body).
+    case serverTooSlow(url: String, seconds: String)
+    /// A reply larger than the cap.
+    case serverReplyTooLarge(url: String, megabytes: Int)
+    /// A 3xx reply; `location` escaped and quoted. Not followed: the API key stays with the URL given.
+    case serverRedirected(url: String, status: Int, location: String)
+    /// Any other status than 200; `excerpt` is the start of the body, escaped and quoted.
+    case serverStatus(url: String, status: Int, excerpt: String)
     /// No connection (the system's reason); `port` is the one to start a server on.
     case serverUnreachable(url: String, reason: String, port: Int)
-    /// A connection without an HTTP reply.
-    case noHTTPReply(url: String)
+    /// A connection without a (complete) HTTP reply; `reason` is ours.
+    case noHTTPReply(url: String, reason: String)
 
     // MARK: predictions
     /// Not one prediction per context token.
@@ -92,12 +102,22 @@ public enum SimulatorError: Error, Equatable, CustomStringConvertible {
         case let .noPromptLogprobs(server):
             return "\(server) returned no prompt logprobs (echo); start llama-cpp-python's server with --logits_all true"
         case let .noGeneratedLogprobs(server): return "\(server) returned no logprobs for the generated token"
-        case let .notACompletion(server, reply): return "\(server) sent a reply that is not a completion with logprobs: \(reply)"
+        case let .badReply(server, reason, excerpt):
+            return "\(server) sent a reply Loupe cannot use: \(reason) (it starts \(excerpt)); check that --simulator-url is an OpenAI-compatible completions server"
+        case let .noDigits(server, place):
+            return "\(server) gave no digit 0–9 among the alternatives at \(place); the simulator reads its answer there — use a model that follows the prompt, or --mode last"
         case let .noLogprobs(server): return "\(server) sent a completion without logprobs"
         case let .serverTimedOut(url, seconds): return "\(url) did not answer within \(seconds) s"
+        case let .serverTooSlow(url, seconds):
+            return "\(url) did not finish its reply within \(seconds) s (it sends too slowly or without end); check the server"
+        case let .serverReplyTooLarge(url, megabytes):
+            return "\(url) sent more than \(megabytes) MiB; a completion with logprobs is far smaller — check that --simulator-url is a completions server"
+        case let .serverRedirected(url, status, location):
+            return "\(url) redirected (HTTP \(status)) to \(location); Loupe does not follow redirects (the API key goes only where you point it): pass the server's own URL as --simulator-url"
+        case let .serverStatus(url, status, excerpt): return "\(url) answered HTTP \(status): \(excerpt)"
         case let .serverUnreachable(url, reason, port):
             return "cannot reach \(url) (\(reason)): start a server there, e.g. `python3 -m llama_cpp.server --model data/models/SmolLM2-135M-Instruct.Q4_1.gguf --logits_all true --port \(port)` or `vllm serve MODEL`"
-        case let .noHTTPReply(url): return "\(url) sent no HTTP reply"
+        case let .noHTTPReply(url, reason): return "\(url) sent no usable HTTP reply (\(reason)); check that it is an HTTP server"
         case let .wrongShape(simulator, latent):
             return "simulator \(simulator) returned predictions of the wrong shape for latent \(latent)"
         case let .digitsOutOfRange(simulator, latent):

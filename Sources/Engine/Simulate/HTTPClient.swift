@@ -1,0 +1,340 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How long a request may take and how much it may bring back. Every phase has its own deadline,
+/// counted from the start of the request, so a silent server, a server that drips a byte every few
+/// seconds and an endless body all end by `whole` at the latest.
+public struct HTTPLimits: Sendable, Equatable {
+    /// TCP connection established.
+    public var connect: TimeInterval
+    /// First byte of the reply.
+    public var firstByte: TimeInterval
+    /// The whole reply.
+    public var whole: TimeInterval
+    /// Bytes of the reply (status line, headers and body) at most.
+    public var maxReplyBytes: Int
+
+    public init(connect: TimeInterval = 10, firstByte: TimeInterval = 120, whole: TimeInterval = 300, maxReplyBytes: Int = 64 << 20) {
+        self.connect = connect
+        self.firstByte = firstByte
+        self.whole = whole
+        self.maxReplyBytes = maxReplyBytes
+    }
+}
+
+/// A complete HTTP reply.
+public struct HTTPReply: Sendable {
+    public var status: Int
+    /// Header names lowercased.
+    public var headers: [String: String]
+    public var body: Data
+}
+
+/// Why a request got no complete reply.
+public enum HTTPFailure: Error, Equatable, Sendable {
+    case cannotResolve(host: String)
+    case cannotConnect(reason: String)
+    case connectTimedOut(seconds: Double)
+    case noFirstByte(seconds: Double)
+    case tooSlow(seconds: Double)
+    case tooLarge(bytes: Int)
+    /// Not an HTTP/1.x reply (status line, headers, chunk sizes); `reason` is short and ours.
+    case malformed(reason: String)
+    /// The connection closed before the reply was complete.
+    case truncated
+}
+
+/// One POST at a time over HTTP/1.1, with every phase under a deadline (`HTTPLimits`), the reply
+/// capped, no redirects followed (a 3xx reply comes back as it is, so credentials never reach
+/// another origin) and no busy waiting: the calling thread sleeps in `poll` until the socket is
+/// ready or the deadline passes. `http://` is spoken here over a socket; `https://` goes through
+/// URLSession with the same deadlines and cap enforced from outside it.
+public enum HTTPClient {
+    public static func post(_ url: URL, headers: [(String, String)], body: Data, limits: HTTPLimits) throws(HTTPFailure) -> HTTPReply {
+        if url.scheme == "https" { return try TLSPost.post(url, headers: headers, body: body, limits: limits) }
+        let start = monotonicNow()
+        let host = url.host ?? "127.0.0.1"
+        let port = url.port ?? 80
+        var path = url.path.isEmpty ? "/" : url.path
+        if let query = url.query { path += "?" + query }
+        let fd = try connect(host: host, port: port, deadline: start + min(limits.connect, limits.whole), seconds: limits.connect)
+        defer { close(fd) }
+        let hostHeader = host.contains(":") ? "[\(host)]" : host  // an IPv6 literal
+        var head = "POST \(path) HTTP/1.1\r\nHost: \(hostHeader):\(port)\r\nConnection: close\r\nContent-Length: \(body.count)\r\n"
+        for (name, value) in headers { head += "\(name): \(value)\r\n" }
+        head += "\r\n"
+        try send(fd, Data(head.utf8) + body, deadline: start + limits.whole, limits: limits)
+        return try receive(fd, start: start, limits: limits)
+    }
+
+    /// Seconds on a clock that never jumps.
+    static func monotonicNow() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+
+    /// Milliseconds until `deadline` for `poll`, at least 0.
+    private static func millis(until deadline: Double) -> Int32 {
+        Int32(max(0, min(Double(Int32.max), ((deadline - monotonicNow()) * 1000).rounded(.up))))
+    }
+
+    /// Waits until `fd` is ready for `events` or the deadline passes (false).
+    private static func wait(_ fd: Int32, _ events: Int16, deadline: Double) -> Bool {
+        while true {
+            var p = pollfd(fd: fd, events: events, revents: 0)
+            let r = poll(&p, 1, millis(until: deadline))
+            if r > 0 { return true }
+            if r == 0 { return false }
+            if errno != EINTR { return true }  // let the following read or write report the error
+        }
+    }
+
+    private static func connect(host: String, port: Int, deadline: Double, seconds: Double) throws(HTTPFailure) -> Int32 {
+        var hints = addrinfo()
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var list: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(host, String(port), &hints, &list) == 0, let first = list else { throw .cannotResolve(host: host) }
+        defer { freeaddrinfo(list) }
+        var reason = "no address"
+        var cursor: UnsafeMutablePointer<addrinfo>? = first
+        while let ai = cursor {
+            cursor = ai.pointee.ai_next
+            let fd = socket(ai.pointee.ai_family, ai.pointee.ai_socktype, ai.pointee.ai_protocol)
+            guard fd >= 0 else { reason = String(cString: strerror(errno)); continue }
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            var one: Int32 = 1
+            _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+            if Glibc.connect(fd, ai.pointee.ai_addr, ai.pointee.ai_addrlen) == 0 { return fd }
+            guard errno == EINPROGRESS else { reason = String(cString: strerror(errno)); close(fd); continue }
+            guard wait(fd, Int16(POLLOUT), deadline: deadline) else {
+                close(fd)
+                throw .connectTimedOut(seconds: seconds)
+            }
+            var error: Int32 = 0
+            var length = socklen_t(MemoryLayout<Int32>.size)
+            _ = getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length)
+            if error == 0 { return fd }
+            reason = String(cString: strerror(error))
+            close(fd)
+        }
+        throw .cannotConnect(reason: reason)
+    }
+
+    private static func send(_ fd: Int32, _ data: Data, deadline: Double, limits: HTTPLimits) throws(HTTPFailure) {
+        var sent = 0
+        while sent < data.count {
+            guard wait(fd, Int16(POLLOUT), deadline: deadline) else { throw .tooSlow(seconds: limits.whole) }
+            let n = data.withUnsafeBytes { raw in Glibc.send(fd, raw.baseAddress! + sent, data.count - sent, Int32(MSG_NOSIGNAL)) }
+            if n < 0 {
+                if errno == EAGAIN || errno == EINTR { continue }
+                throw .cannotConnect(reason: String(cString: strerror(errno)))
+            }
+            sent += n
+        }
+    }
+
+    private static func receive(_ fd: Int32, start: Double, limits: HTTPLimits) throws(HTTPFailure) -> HTTPReply {
+        var buffer = [UInt8]()
+        var chunk = [UInt8](repeating: 0, count: 64 << 10)
+        while true {
+            let firstByte = buffer.isEmpty
+            let deadline = start + (firstByte ? min(limits.firstByte, limits.whole) : limits.whole)
+            // Checked before each read too: a fast endless body keeps the socket readable, so poll
+            // alone would never time out.
+            guard monotonicNow() < deadline, wait(fd, Int16(POLLIN), deadline: deadline) else {
+                throw firstByte && limits.firstByte < limits.whole ? .noFirstByte(seconds: limits.firstByte) : .tooSlow(seconds: limits.whole)
+            }
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, $0.count, 0) }
+            if n < 0 {
+                if errno == EAGAIN || errno == EINTR { continue }
+                throw .truncated
+            }
+            if n == 0 { break }
+            guard buffer.count + n <= limits.maxReplyBytes else { throw .tooLarge(bytes: limits.maxReplyBytes) }
+            buffer += chunk[0..<n]
+            if HTTPMessage.mayBeComplete(buffer), case .complete(let reply) = try HTTPMessage.parse(buffer, atEOF: false) { return reply }
+        }
+        switch try HTTPMessage.parse(buffer, atEOF: true) {
+        case .complete(let reply): return reply
+        case .incomplete: throw .truncated
+        }
+    }
+}
+
+/// The reply's bytes as HTTP/1.1: status line, headers, and a body framed by Content-Length,
+/// chunked encoding, or the end of the connection. Pure, so it can be tested on any bytes.
+enum HTTPMessage {
+    enum Outcome { case complete(HTTPReply), incomplete }
+
+    /// Cheap test before a full parse: a chunked body is complete only when the bytes end with
+    /// the last chunk, so an endless body is not re-parsed from its start after every read.
+    static func mayBeComplete(_ bytes: [UInt8]) -> Bool {
+        guard let end = find([13, 10, 13, 10], in: bytes, from: 0, limit: 64 << 10) else { return bytes.count > 64 << 10 }
+        let head = String(decoding: bytes[0..<end], as: UTF8.self).lowercased()
+        guard head.contains("transfer-encoding:") && head.contains("chunked") else { return true }
+        return bytes.count >= end + 9 && Array(bytes.suffix(5)) == [48, 13, 10, 13, 10]
+    }
+
+    static func parse(_ bytes: [UInt8], atEOF: Bool) throws(HTTPFailure) -> Outcome {
+        guard let end = find([13, 10, 13, 10], in: bytes, from: 0) else {
+            if bytes.count > 64 << 10 { throw .malformed(reason: "no end of headers in 64 KiB") }
+            if atEOF { throw bytes.isEmpty ? .truncated : .malformed(reason: "no end of headers") }
+            return .incomplete
+        }
+        let lines = String(decoding: bytes[0..<end], as: UTF8.self).components(separatedBy: "\r\n")
+        let statusParts = lines[0].split(separator: " ", maxSplits: 2)
+        guard statusParts.count >= 2, statusParts[0].hasPrefix("HTTP/1."), statusParts[1].count == 3, let status = Int(statusParts[1]) else {
+            throw .malformed(reason: "not an HTTP/1.x status line")
+        }
+        var headers: [String: String] = [:]
+        for line in lines.dropFirst() {
+            guard let colon = line.firstIndex(of: ":") else { throw .malformed(reason: "a header line without a colon") }
+            headers[line[..<colon].trimmingCharacters(in: .whitespaces).lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+        let bodyStart = end + 4
+        if headers["transfer-encoding"]?.lowercased().contains("chunked") == true {
+            guard let body = try dechunk(bytes, from: bodyStart) else {
+                if atEOF { throw .truncated }
+                return .incomplete
+            }
+            return .complete(HTTPReply(status: status, headers: headers, body: body))
+        }
+        if let lengthText = headers["content-length"] {
+            guard let length = Int(lengthText), length >= 0 else { throw .malformed(reason: "a Content-Length that is not a count") }
+            if bytes.count - bodyStart >= length {
+                return .complete(HTTPReply(status: status, headers: headers, body: Data(bytes[bodyStart..<bodyStart + length])))
+            }
+            if atEOF { throw .truncated }
+            return .incomplete
+        }
+        guard atEOF else { return .incomplete }
+        return .complete(HTTPReply(status: status, headers: headers, body: Data(bytes[bodyStart...])))
+    }
+
+    /// The body of a chunked encoding starting at `from`, or nil while the last chunk has not arrived.
+    static func dechunk(_ bytes: [UInt8], from: Int) throws(HTTPFailure) -> Data? {
+        var body = Data()
+        var i = from
+        while true {
+            guard let lineEnd = find([13, 10], in: bytes, from: i) else {
+                if bytes.count - i > 1024 { throw .malformed(reason: "a chunk size line longer than 1 KiB") }
+                return nil
+            }
+            let sizeText = String(decoding: bytes[i..<lineEnd], as: UTF8.self).split(separator: ";").first ?? ""
+            guard sizeText.count <= 15, let size = Int(sizeText.trimmingCharacters(in: .whitespaces), radix: 16), size >= 0 else {
+                throw .malformed(reason: "a chunk size that is not hexadecimal")
+            }
+            let dataStart = lineEnd + 2
+            if size == 0 {
+                // The last chunk, then trailer lines (if any) and an empty line.
+                if bytes.count >= dataStart + 2 && bytes[dataStart] == 13 && bytes[dataStart + 1] == 10 { return body }
+                return find([13, 10, 13, 10], in: bytes, from: lineEnd) == nil ? nil : body
+            }
+            guard bytes.count >= dataStart + size + 2 else { return nil }
+            guard bytes[dataStart + size] == 13, bytes[dataStart + size + 1] == 10 else { throw .malformed(reason: "a chunk not followed by CRLF") }
+            body += bytes[dataStart..<dataStart + size]
+            i = dataStart + size + 2
+        }
+    }
+
+    private static func find(_ needle: [UInt8], in bytes: [UInt8], from: Int, limit: Int = .max) -> Int? {
+        guard bytes.count >= needle.count else { return nil }
+        var i = from
+        while i + needle.count <= bytes.count && i - from <= limit {
+            if bytes[i] == needle[0] && Array(bytes[i..<i + needle.count]) == needle { return i }
+            i += 1
+        }
+        return nil
+    }
+}
+
+/// HTTPS through URLSession (TLS is not ours to write): redirects refused, the reply capped as it
+/// arrives, and the deadlines enforced by cancelling the task. The waiting thread sleeps on a
+/// semaphore, woken by the task's events.
+private final class TLSPost: NSObject, URLSessionDataDelegate, @unchecked Sendable {
+    private let lock = NSLock()
+    private let event = DispatchSemaphore(value: 0)
+    private let cap: Int
+    private var data = Data()
+    private var response: HTTPURLResponse?
+    private var failure: HTTPFailure?
+    private var finished = false
+
+    private init(cap: Int) { self.cap = cap }
+
+    static func post(_ url: URL, headers: [(String, String)], body: Data, limits: HTTPLimits) throws(HTTPFailure) -> HTTPReply {
+        let start = HTTPClient.monotonicNow()
+        let delegate = TLSPost(cap: limits.maxReplyBytes)
+        let config = URLSessionConfiguration.ephemeral
+        config.timeoutIntervalForRequest = limits.whole
+        config.timeoutIntervalForResource = limits.whole
+        let session = URLSession(configuration: config, delegate: delegate, delegateQueue: nil)
+        defer { session.invalidateAndCancel() }
+        var request = URLRequest(url: url, timeoutInterval: limits.whole)
+        request.httpMethod = "POST"
+        for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
+        request.httpBody = body
+        let task = session.dataTask(with: request)
+        task.resume()
+        while true {
+            let (done, gotFirst) = delegate.lock.withLock { (delegate.finished, delegate.response != nil) }
+            if done { break }
+            let limit = gotFirst ? limits.whole : min(limits.firstByte, limits.whole)
+            let remaining = start + limit - HTTPClient.monotonicNow()
+            if remaining > 0 && delegate.event.wait(timeout: .now() + remaining) == .success { continue }
+            let (doneNow, firstNow) = delegate.lock.withLock { (delegate.finished, delegate.response != nil) }
+            if doneNow { break }
+            if firstNow && !gotFirst { continue }  // the first byte came just now: the whole deadline is later
+            task.cancel()
+            throw firstNow || limits.firstByte >= limits.whole ? .tooSlow(seconds: limits.whole) : .noFirstByte(seconds: limits.firstByte)
+        }
+        let (failure, response, data) = delegate.lock.withLock { (delegate.failure, delegate.response, delegate.data) }
+        if let failure { throw failure }
+        guard let response else { throw .truncated }
+        var headers: [String: String] = [:]
+        for (k, v) in response.allHeaderFields { headers["\(k)".lowercased()] = "\(v)" }
+        return HTTPReply(status: response.statusCode, headers: headers, body: data)
+    }
+
+    func urlSession(_ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
+                    newRequest request: URLRequest, completionHandler: @escaping (URLRequest?) -> Void) {
+        completionHandler(nil)  // the 3xx reply itself is the answer
+    }
+
+    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
+                    completionHandler: @escaping (URLSession.ResponseDisposition) -> Void) {
+        lock.withLock { self.response = response as? HTTPURLResponse }
+        event.signal()
+        completionHandler(.allow)
+    }
+
+    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
+        let over = lock.withLock { () -> Bool in
+            guard self.data.count + data.count <= cap else {
+                failure = .tooLarge(bytes: cap)
+                return true
+            }
+            self.data += data
+            return false
+        }
+        if over { dataTask.cancel() }
+    }
+
+    func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: Error?) {
+        lock.withLock {
+            if failure == nil, let error {
+                let e = error as NSError
+                failure = e.code == NSURLErrorTimedOut ? .tooSlow(seconds: 0) : .cannotConnect(reason: e.localizedDescription)
+            }
+            finished = true
+        }
+        event.signal()
+    }
+}
