@@ -28,6 +28,16 @@ enum InterveneCommands {
         _ = try service.analyzer().analyze(text)
     }
 
+    /// Seconds of one plain forward pass of `text` (every position's logits when `all`), timed in
+    /// the same process as the intervention, so their ratio holds on a busy machine.
+    static func forwardSeconds(_ service: EngineService, _ text: String, all: Bool) throws -> Double {
+        let intervener = try service.intervener()
+        let ids = Array(intervener.tokenizer.encode(text).prefix(1024))
+        let started = Clock.now
+        try intervener.model.forward(ids, cache: intervener.model.makeCache(capacity: ids.count), logits: all ? .all : .last) { _, _, _ in }
+        return Clock.now - started
+    }
+
     // MARK: steer
 
     static func steer(_ a: inout Arguments) throws {
@@ -66,10 +76,11 @@ enum InterveneCommands {
             let unsteered: JSON = .object([("ids", .array(result.unsteered.map { .int($0) })), ("text", .string(result.unsteeredText))])
             let steered: JSON = .object([("ids", .array(result.steered.map { .int($0) })), ("text", .string(result.steeredText))])
             let firstToken: JSON = result.firstTokenSeconds.map { .number($0 * 1000) } ?? .null
+            let forward = try forwardSeconds(service, text, all: false)
             var pairs: [(String, JSON)] = [("latent", .int(latent)), ("setting", .string(value.label)), ("value", .number(Double(result.value)))]
             pairs += [("from", .int(from)), ("prompt_tokens", .int(result.promptTokens)), ("unsteered", unsteered), ("steered", steered)]
-            pairs += [("first_token_ms", firstToken), ("seconds", .number(seconds)),
-                      ("method", .string("model loaded and the text analysed first, as in the lab; first_token_ms: request to the first generated token of both runs (prompt prefilled twice)"))]
+            pairs += [("first_token_ms", firstToken), ("prompt_forward_ms", .number(forward * 1000)), ("seconds", .number(seconds)),
+                      ("method", .string("model loaded and the text analysed first, as in the lab; first_token_ms: request to the first generated token of both runs (prompt prefilled twice); prompt_forward_ms: one plain forward of the prompt, same process"))]
             Console.print(JSON.object(pairs).text)
         } else if !live {
             let lines = SideBySide.lines(left: ("unsteered", result.unsteeredText), right: ("steered: \(header(result))", result.steeredText),
@@ -114,8 +125,9 @@ enum InterveneCommands {
                          ("delta_logprob", .number(Double(r.deltaLogProb[t])))])
             }
             var pairs: [(String, JSON)] = [("latent", .int(latent)), ("mode", .string(r.mode.rawValue)), ("value", .number(Double(r.value)))]
-            pairs += [("tokens", .array(rows)), ("helped", .array(helpedRows)), ("seconds", .number(seconds))]
-            pairs.append(("method", .string("model loaded and the text analysed first, as in the lab; seconds: the base and ablated runs over every token and the per-token statistics")))
+            let forward = try forwardSeconds(service, text, all: true)
+            pairs += [("tokens", .array(rows)), ("helped", .array(helpedRows)), ("seconds", .number(seconds)), ("forward_seconds", .number(forward))]
+            pairs.append(("method", .string("model loaded and the text analysed first, as in the lab; seconds: the base and ablated runs over every token and the per-token statistics; forward_seconds: one plain forward with every position's logits, same process")))
             Console.print(JSON.object(pairs).text)
             return
         }

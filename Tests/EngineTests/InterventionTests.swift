@@ -162,5 +162,13 @@ final class InterventionTests: XCTestCase {
         XCTAssertEqual(ranking.latents.map { abs($0.direct) }, ranking.latents.map { abs($0.direct) }.sorted(by: >))
         XCTAssertEqual(ranking.latents.prefix(3).filter { $0.exact != nil }.count, min(3, ranking.latents.count))
         XCTAssertTrue(ranking.latents.dropFirst(3).allSatisfy { $0.exact == nil })
+        // The exact effect (the last token rerun against the cache) is the logit's drop in a full run
+        // with the latent zeroed there.
+        let v = model.config.vocabSize
+        let full = try intervener.logits(tokens).logits[position * v + ranking.target]
+        for l in ranking.latents.prefix(3) {
+            let zeroed = try intervener.logits(tokens, edit: Intervener.setting(l.latent) { p, _ in p == position ? 0 : nil }).logits
+            XCTAssertEqual(try XCTUnwrap(l.exact), full - zeroed[position * v + ranking.target], accuracy: 1e-4)
+        }
     }
 }

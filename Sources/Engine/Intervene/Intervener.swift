@@ -105,15 +105,25 @@ public final class Intervener: @unchecked Sendable {
     /// position's code before it.
     public func logits(_ tokens: [Int], edit: @escaping Edit = Intervener.none,
                        finalResidual: ((ActivationView) -> Void)? = nil) throws -> (logits: [Float], codes: [Code]) {
+        try run(tokens, from: 0, cache: model.makeCache(capacity: max(tokens.count, 1)), edit: edit, finalResidual: finalResidual)
+    }
+
+    /// Runs `tokens[start...]` against `cache`, which holds the first `start` positions: the logits
+    /// of those rows ((count − start) × vocab) with `edit` applied, and their codes before it.
+    /// Positions before the first one an edit changes are the same in an edited run, so it can
+    /// start from a truncated copy of the unedited run's cache.
+    func run(_ tokens: [Int], from start: Int, cache: KVCache, edit: @escaping Edit,
+             finalResidual: ((ActivationView) -> Void)? = nil) throws -> (logits: [Float], codes: [Code]) {
         guard !tokens.isEmpty else { throw InterveneError.emptyText }
         guard tokens.count <= model.config.contextLength else {
             throw InterveneError.textTooLong(tokens: tokens.count, context: model.config.contextLength)
         }
-        let v = model.config.vocabSize
-        var out = [Float](repeating: 0, count: tokens.count * v)
-        var codes = [Code?](repeating: nil, count: tokens.count)
-        let hooks = ForwardHooks(layers: [layer: hook(edit) { codes[$0] = $1 }], finalResidual: finalResidual)
-        try model.forward(tokens, cache: model.makeCache(capacity: tokens.count), logits: .all, hooks: hooks) { first, l, rows in
+        precondition(cache.length == start && start < tokens.count, "the cache holds the positions before start")
+        let v = model.config.vocabSize, n = tokens.count - start
+        var out = [Float](repeating: 0, count: n * v)
+        var codes = [Code?](repeating: nil, count: n)
+        let hooks = ForwardHooks(layers: [layer: hook(edit) { codes[$0 - start] = $1 }], finalResidual: finalResidual)
+        try model.forward(Array(tokens[start...]), cache: cache, logits: .all, hooks: hooks) { first, l, rows in
             out.withUnsafeMutableBufferPointer { (o: inout UnsafeMutableBufferPointer<Float>) in
                 (o.baseAddress! + first * v).update(from: l.baseAddress!, count: rows * v)
             }
@@ -137,10 +147,18 @@ public final class Intervener: @unchecked Sendable {
     public func ablate(_ tokens: [Int], latent: Int, mode: AblationMode, value: Float,
                        shouldStop: () -> Bool = { false }) throws -> AblationResult {
         try check(latent: latent)
-        let base = try logits(tokens)
+        let n = tokens.count, v = model.config.vocabSize
+        let cache = model.makeCache(capacity: n)
+        let base = try run(tokens, from: 0, cache: cache, edit: Self.none)
         if shouldStop() { throw CancellationError() }
-        let ablated = try logits(tokens, edit: Self.setting(latent) { _, _ in value })
-        let v = model.config.vocabSize
+        // Until the latent's code differs from the value the ablated run is the base run.
+        let first = base.codes.firstIndex { $0.value(of: latent) != value } ?? n
+        var ablated = (logits: base.logits, codes: base.codes)
+        if first < n {
+            cache.truncate(to: first)
+            let rest = try run(tokens, from: first, cache: cache, edit: Self.setting(latent) { _, _ in value })
+            ablated.logits.replaceSubrange(first * v..<n * v, with: rest.logits)
+        }
         var delta: [Float] = [], kl: [Float] = []
         for t in 0..<(tokens.count - 1) {
             let p = Self.logSoftmax(base.logits, row: t, vocab: v), q = Self.logSoftmax(ablated.logits, row: t, vocab: v)
@@ -180,7 +198,8 @@ public final class Intervener: @unchecked Sendable {
         guard position >= 0 && position < all.count else { throw InterveneError.positionOutOfRange(position, tokens: all.count) }
         let tokens = Array(all[...position]), d = model.config.dim, v = model.config.vocabSize
         var residual = [Float](repeating: 0, count: d)
-        let base = try logits(tokens, finalResidual: { view in
+        let cache = model.makeCache(capacity: tokens.count)
+        let base = try run(tokens, from: 0, cache: cache, edit: Self.none, finalResidual: { view in
             if view.firstPosition <= position && position < view.firstPosition + view.rows {
                 residual = Array(view.row(position - view.firstPosition))
             }
@@ -197,10 +216,16 @@ public final class Intervener: @unchecked Sendable {
         }
         ranked.sort { abs($0.direct) > abs($1.direct) }
         let logit = base.logits[position * v + y]
+        // Zeroing a latent at the last token alone changes that token only: each exact effect reruns
+        // it against the cache of the tokens before, as does the reference it is measured from.
+        func lastLogit(_ edit: @escaping Edit) throws -> Float {
+            cache.truncate(to: position)
+            return try run(tokens, from: position, cache: cache, edit: edit).logits[y]
+        }
+        let reference = ranked.isEmpty || exact == 0 ? logit : try lastLogit(Self.none)
         for i in 0..<min(exact, ranked.count) {
             if shouldStop() { throw CancellationError() }
-            let zeroed = try logits(tokens, edit: Self.setting(ranked[i].latent, from: position) { p, _ in p == position ? 0 : nil })
-            ranked[i].exact = logit - zeroed.logits[position * v + y]
+            ranked[i].exact = reference - (try lastLogit(Self.setting(ranked[i].latent, from: position) { _, _ in 0 }))
         }
         return LatentRanking(tokens: all, position: position, target: y, targetText: tokenizer.display(y), logit: logit, latents: ranked)
     }
