@@ -54,7 +54,7 @@ extension App {
         case .jump:
             state.prompt = Prompt(kind: .labLatent, editor: LineEditor(""))
             return []
-        case .steer: return steer()
+        case .steer: return steer(fresh: true)
         case .scaleUp, .scaleDown:
             iv.scale += action == .scaleUp ? 1 : -1
             state.lab.intervention = iv
@@ -108,8 +108,9 @@ extension App {
     /// The latent the lab's interventions act on, with a message when there is none.
     func interventionLatent() -> Int? { state.lab.analysis == nil ? nil : state.lab.latent }
 
-    /// Steers `chosen` (default: the side pane's latent).
-    mutating func steer(_ chosen: Int? = nil) -> [EngineRequest] {
+    /// Steers `chosen` (default: the side pane's latent); `fresh` generates again even when this
+    /// setting was run before (S), otherwise the kept generation is shown (+/-, c).
+    mutating func steer(_ chosen: Int? = nil, fresh: Bool = false) -> [EngineRequest] {
         guard let latent = chosen ?? interventionLatent() else {
             state.message = Message(text: "run a text first (e), then pick a latent (j/k or :)", isError: false)
             return []
@@ -118,7 +119,7 @@ extension App {
         iv.mode = .steer
         iv.latent = latent
         let key = InterventionState.steerKey(latent, iv.scale, iv.chat)
-        if let cached = iv.steers[key] {
+        if !fresh, let cached = iv.steers[key] {
             iv.steer = cached
             state.lab.intervention = iv
             return []
@@ -159,7 +160,7 @@ extension App {
         }
         state.lab.latent = id
         switch state.lab.intervention.mode {
-        case .steer: return steer()
+        case .steer: return steer(fresh: true)
         case .ablate: return ablate()
         case .activations, .rank: return []
         }

@@ -1,3 +1,4 @@
+import Formats
 import Foundation
 import LoupeTestSupport
 import Model
@@ -84,6 +85,21 @@ final class InterventionTests: XCTestCase {
         let pushed = try intervener.steer(prompt: tokens, edit: Intervener.setting(latent) { _, _ in 40 }, settings: settings, stops: []) { _, _ in }
         XCTAssertEqual(pushed.unsteered, run.unsteered)
         XCTAssertNotEqual(pushed.steered, pushed.unsteered)
+    }
+
+    /// A prompt too long for both runs to share one chunk runs them one after the other, with the
+    /// same tokens as when they share it.
+    func testSteeringAPromptLongerThanHalfABatch() throws {
+        let (latent, _, _) = try strongestLatent()
+        let small = try Intervener(model: LlamaModel(gguf: GGUFFile(path: dir.appendingPathComponent("tiny.gguf").path), batch: 16),
+                                   tokenizer: intervener.tokenizer, transcoder: intervener.transcoder, layer: layer)
+        let settings = SteerSettings(latent: latent, value: .absolute(6), maxTokens: 6)
+        let edit = Intervener.setting(latent) { _, _ in 6 }
+        XCTAssertGreaterThan(2 * tokens.count, 16, "the prompt does not fit twice in one chunk of 16")
+        let split = try small.steer(prompt: tokens, edit: edit, settings: settings, stops: []) { _, _ in }
+        let shared = try intervener.steer(prompt: tokens, edit: edit, settings: settings, stops: []) { _, _ in }
+        XCTAssertEqual(split.steered, shared.steered)
+        XCTAssertEqual(split.unsteered, shared.unsteered)
     }
 
     func testScaleZeroEqualsZeroAblation() throws {

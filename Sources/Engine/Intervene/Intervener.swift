@@ -69,6 +69,12 @@ public final class Intervener: @unchecked Sendable {
     /// A forward-pass hook at `layer` applying `edit`; `codes(position, code)` sees each position's
     /// code before the edit. One sequence per forward pass (positions are the cache's).
     func hook(_ edit: @escaping Edit, codes: ((Int, Code) -> Void)? = nil) -> LayerHook {
+        hook([edit], rowsPerSequence: Int.max, codes: codes)
+    }
+
+    /// The same for sequences of `rowsPerSequence` rows each, run together from the same position:
+    /// sequence i's rows get `edits[i]`.
+    func hook(_ edits: [Edit], rowsPerSequence: Int, codes: ((Int, Code) -> Void)? = nil) -> LayerHook {
         let d = transcoder.d, k = transcoder.config.k, tc = transcoder
         let input = InputBox()
         var hook = LayerHook()
@@ -79,9 +85,10 @@ public final class Intervener: @unchecked Sendable {
             tc.encode(input.rows, rows: y.rows, indices: &ix, values: &vx)
             for r in 0..<y.rows {
                 let code = Code(indices: Array(ix[r * k..<(r + 1) * k]), values: Array(vx[r * k..<(r + 1) * k]))
-                codes?(y.firstPosition + r, code)
+                let position = y.firstPosition + r % rowsPerSequence
+                codes?(position, code)
                 let out = y.pointer + r * d
-                for (latent, value) in edit(y.firstPosition + r, code) {
+                for (latent, value) in edits[r / rowsPerSequence](position, code) {
                     let delta = value - code.value(of: latent)
                     guard delta != 0 else { continue }
                     let row = tc.decoderWeight.pointer + latent * d
@@ -232,7 +239,7 @@ public final class Intervener: @unchecked Sendable {
 
     // MARK: steer
 
-    /// Generates from `prompt` twice, token by token in turn: unsteered (no edit) and with `edit`
+    /// Generates from `prompt` twice, token by token together: unsteered (no edit) and with `edit`
     /// (`settings.from` on: prompt positions before it are left alone), each until a stop token or
     /// `maxTokens`. `onStep` sees both lists after every step.
     public func steer(prompt: [Int], edit: @escaping Edit, settings: SteerSettings, stops: Set<Int>,
@@ -245,17 +252,32 @@ public final class Intervener: @unchecked Sendable {
         let caches = [model.makeCache(capacity: capacity), model.makeCache(capacity: capacity)]
         var samplers = [Sampler(temperature: settings.temperature, seed: settings.seed), Sampler(temperature: settings.temperature, seed: settings.seed)]
         var out: [[Int]] = [[], []], input = [prompt, prompt], running = [true, true]
+        func take(_ side: Int, _ logits: [Float]) {
+            let next = samplers[side].pick(logits)
+            if stops.contains(next) { running[side] = false; return }
+            out[side].append(next)
+            input[side] = [next]
+            if out[side].count >= settings.maxTokens || caches[side].length + 1 > caches[side].capacity { running[side] = false }
+        }
         while running.contains(true) {
-            for side in 0..<2 where running[side] {
-                if shouldStop() { throw CancellationError() }
-                var logits: [Float] = []
-                try model.forward(input[side], cache: caches[side], logits: .last,
-                                  hooks: ForwardHooks(layers: [layer: hook(edits[side])])) { _, l, _ in logits = Array(l) }
-                let next = samplers[side].pick(logits)
-                if stops.contains(next) { running[side] = false; continue }
-                out[side].append(next)
-                input[side] = [next]
-                if out[side].count >= settings.maxTokens || caches[side].length + 1 > caches[side].capacity { running[side] = false }
+            if shouldStop() { throw CancellationError() }
+            if running[0] && running[1] && 2 * input[0].count <= model.batch {
+                // In step: both sequences in one forward pass and one chunk (the weights are read once), the edit on
+                // the second's rows.
+                var logits: [[Float]] = [[], []]
+                try model.forward(batch: input, caches: caches, logits: .last,
+                                  hooks: ForwardHooks(layers: [layer: hook(edits, rowsPerSequence: input[0].count)])) { n, _, l, _ in
+                    logits[n] = Array(l)
+                }
+                take(0, logits[0])
+                take(1, logits[1])
+            } else {
+                for side in 0..<2 where running[side] {
+                    var logits: [Float] = []
+                    try model.forward(input[side], cache: caches[side], logits: .last,
+                                      hooks: ForwardHooks(layers: [layer: hook(edits[side])])) { _, l, _ in logits = Array(l) }
+                    take(side, logits)
+                }
             }
             onStep(out[0], out[1])
         }
