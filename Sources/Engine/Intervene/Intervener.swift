@@ -331,7 +331,7 @@ public enum InterveneError: Error, Equatable, CustomStringConvertible {
         case let .latentOutOfRange(l, n): return "latent \(l) does not exist: the transcoder has latents 0..<\(n)"
         case .emptyText: return "the text is empty; give some text to run"
         case let .textTooLong(t, c): return "the text has \(t) tokens, more than the model's context of \(c); shorten it"
-        case let .positionOutOfRange(p, t): return "token \(p) is outside the text's \(t) tokens (0..<\(t)); pick another --at"
+        case let .positionOutOfRange(p, t): return "token \(p) is outside the text's \(t) tokens (0..<\(t)); pick a token inside it (--at, --from)"
         case let .tokenOutOfRange(id, v): return "token id \(id) is outside the vocabulary (0..<\(v)); pick another --target"
         case let .lengthsDiffer(a, b):
             return "the clean text has \(a) tokens and the corrupted one \(b); patching needs texts of the same length in tokens"
