@@ -80,6 +80,13 @@ public enum EngineRequest: Equatable, Sendable {
     /// Run the partial rewrite (long: progress with ETA, Esc cancels, simulations are kept so a
     /// new run resumes), then answer with its report.
     case runRewrite(RewriteOptions)
+    /// Generate from the lab's text steered by a latent beside the unsteered model, streaming
+    /// (`id` as for `analyze`).
+    case steer(id: Int, text: String, SteerSettings)
+    /// Ablate a latent on the lab's text.
+    case ablate(id: Int, text: String, latent: Int, mode: AblationMode)
+    /// Rank the latents at one token of the lab's text by direct effect on its next token's logit.
+    case rank(id: Int, text: String, position: Int)
     /// Stop the running job at its next safe point.
     case cancel
 }
@@ -107,6 +114,10 @@ public enum EngineEvent: Sendable {
     case measuringLoss(latent: Int)
     /// The lab's text simulated for one latent, per token in activation units.
     case textSimulation(id: Int, latent: Int, simulated: [Float])
+    /// Steered beside unsteered generations so far (again after every token; `done` at the end).
+    case steered(id: Int, SteerResult)
+    case ablation(id: Int, AblationResult)
+    case ranking(id: Int, LatentRanking)
     /// The workspace's partial-rewrite report, or nil when none was run yet.
     case rewrite(RewriteReport?)
     /// The running job's progress, or nil when the engine is idle again.

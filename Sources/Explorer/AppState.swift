@@ -69,6 +69,8 @@ public struct LabState: Sendable {
     /// That latent simulated on the text (activation units), when asked for with `s`.
     public var simulated: [Float]?
     public var simulatedLatent: Int?
+    /// Steering, ablation and ranking of the chosen latent on the text (InterveneActions.swift).
+    public var intervention = InterventionState()
 }
 
 /// The Rewrite screen: the last partial-rewrite report and what is selected in it.
@@ -90,7 +92,7 @@ public struct RewriteState: Sendable {
 
 /// A one-line prompt in the status line.
 public struct Prompt: Sendable {
-    public enum Kind: Sendable, Equatable { case filter, search, jump, export, importFile, confirmQuit, confirmRewrite }
+    public enum Kind: Sendable, Equatable { case filter, search, jump, labLatent, export, importFile, confirmQuit, confirmRewrite }
     public var kind: Kind
     public var editor: LineEditor
 
@@ -99,6 +101,7 @@ public struct Prompt: Sendable {
         case .filter: return "filter: "
         case .search: return "/"
         case .jump: return "latent id: "
+        case .labLatent: return "latent to steer, ablate and draw (id): "
         case .export: return "export explanations to: "
         case .importFile: return "import explanations from: "
         case .confirmQuit: return "An explanation is being edited. Quit and keep it as a draft? (y/n) "

@@ -6,6 +6,7 @@ import Terminal
 /// The Context lab's keys: the text editor, the token cursor and the latents active on it.
 extension App {
     mutating func performLab(_ action: Action) -> [EngineRequest] {
+        if let out = performIntervention(action) { return out }
         var lab = state.lab
         let count = lab.analysis?.tokens.count ?? 0
         switch action {
@@ -37,7 +38,7 @@ extension App {
         lab.choice = min(max(lab.choice, 0), max(choices - 1, 0))
         if let a = lab.analysis, let code = a.codes[safe: lab.token]?[safe: lab.choice] { lab.latent = code.latent }
         state.lab = lab
-        return []
+        return [.tokenLeft, .tokenRight, .top, .bottom].contains(action) ? rankAfterMove() : []
     }
 
     mutating func handleLabEditor(_ key: Key, now: Double) -> [EngineRequest]? {

@@ -25,6 +25,7 @@ enum ContextLabScreen {
 
         let status: String
         if lab.requested > lab.shown { status = "analysing…" }
+        else if lab.analysis != nil, let mode = InterveneScreen.status(state) { status = mode }
         else if let a = lab.analysis {
             status = a.tokens.isEmpty ? "no tokens" : "\(a.tokens.count) tokens" + (lab.latent.map { " · heat of latent \($0)" } ?? "")
                 + (lab.simulated != nil && lab.simulatedLatent == lab.latent ? " · bars: simulated from its explanation (bold red = wrong about firing)" : " · s simulates it")
@@ -33,6 +34,10 @@ enum ContextLabScreen {
         c.put(" " + status, x: 0, y: r.y + 1, style: dim, maxWidth: r.width)
         c.put(String(repeating: "─", count: r.width), x: 0, y: r.y + 2, style: palette.style(.border))
         guard let a = lab.analysis, !a.tokens.isEmpty else { return }
+        if lab.intervention.mode != .activations {
+            InterveneScreen.render(state, a, into: &c, in: Rect(x: r.x, y: r.y + 3, width: r.width, height: r.maxY - r.y - 3), palette: palette)
+            return
+        }
 
         let side = sideWidth(r.width)
         let flowWidth = r.width - side - 3

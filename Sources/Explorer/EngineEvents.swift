@@ -44,6 +44,7 @@ extension App {
             state.lab.shown = id
             state.lab.analysis = analysis
             state.lab.simulated = nil
+            state.lab.intervention.forgetResults()
             state.lab.token = min(state.lab.token, max(analysis.tokens.count - 1, 0))
             state.lab.choice = 0
             if let first = analysis.codes[safe: state.lab.token]?.first, state.lab.latent == nil { state.lab.latent = first.latent }
@@ -88,6 +89,8 @@ extension App {
             } else {
                 state.history = HistoryState(latent: latent, versions: versions.reversed(), selected: 0)
             }
+        case .steered, .ablation, .ranking:
+            return applyIntervention(event)
         case .rewrite(let report):
             applyRewrite(report)
         case .progress(let p):

@@ -98,7 +98,7 @@ enum StatusLine {
             return "e edit · H history · h/l token · j/k window · Tab neighbours · r raw · q back"
         case .lab:
             return state.lab.editing ? "type or paste text · Enter run · Tab/Esc leave the editor"
-                : "h/l token · j/k latent · Enter open · e edit text · r raw · q back"
+                : InterveneScreen.hints(state) ?? "h/l token · j/k latent · Enter open · S steer · a ablate · w rank · e edit text · q back"
         case .rewrite:
             return state.rewrite.report == nil ? "r run the experiment · ? help · q back"
                 : "j/k setting · [ ] window · h/l token · Tab/Enter culprit · r rerun · q back"

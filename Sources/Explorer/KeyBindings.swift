@@ -11,6 +11,7 @@ public enum Action: Hashable, Sendable {
     case exportExplanations, importExplanations
     case editText, build, simulate
     case runRewrite, nextWindow, previousWindow, nextCulprit
+    case steer, scaleUp, scaleDown, toggleChat, ablate, toggleAblationMode, rankLatents, showActivations
 }
 
 /// Where a binding applies. Screen bindings are looked up first, then global ones.
@@ -83,6 +84,15 @@ public enum KeyBindings {
         b(.lab, [.enter], .open, "open the chosen latent"),
         b(.lab, [.char("r")], .toggleRaw, "raw tokens"),
         b(.lab, [.char("s")], .simulate, "simulate the chosen latent's explanation on the text"),
+        b(.lab, [.char(":"), .char("#")], .jump, "choose the latent by id"),
+        b(.lab, [.char("S")], .steer, "steer: generate with the chosen latent set to scale × its max, beside the unsteered model (Esc stops)"),
+        b(.lab, [.char("+"), .char("=")], .scaleUp, "steering scale + 1 (× the latent's max activation)"),
+        b(.lab, [.char("-")], .scaleDown, "steering scale − 1"),
+        b(.lab, [.char("c")], .toggleChat, "steer in the chat template or on the raw text"),
+        b(.lab, [.char("a")], .ablate, "ablate the chosen latent: per-token Δlog p of the next token (warm: it helps) and KL"),
+        b(.lab, [.char("m")], .toggleAblationMode, "zero or mean ablation"),
+        b(.lab, [.char("w")], .rankLatents, "which latents matter at the token: direct effect on the next token's logit"),
+        b(.lab, [.char("v")], .showActivations, "back to the chosen latent's activations"),
 
         // The heatmap colours token t by the loss of predicting token t + 1 (the culprits at t moved it).
         b(.rewrite, [.char("j"), .down], .down, "next setting (the table and the chart's highlighted point)"),

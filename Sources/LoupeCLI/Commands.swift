@@ -126,6 +126,26 @@ struct CommandSpec: Sendable {
             Form(synopsis: "rewrite --per-latent [--workspace DIR]",
                  summary: ["loss delta of replacing each scored latent alone by its simulation"]),
         ]) { try RewriteCommand.run(&$0) },
+        CommandSpec("steer", [
+            Form(synopsis: "steer --latent N [--scale 5 | --value V] [--from I] [--tokens 40] [--chat] [--temperature T] [--seed S] "
+                     + "[--workspace DIR] TEXT",
+                 summary: ["generate with a latent's code set (× its max activation, or to V) from prompt token I on, "
+                     + "beside the unsteered model; streams both side by side"]),
+        ]) { try InterveneCommands.steer(&$0) },
+        CommandSpec("ablate", [
+            Form(synopsis: "ablate --latent N [--mean] [--top 8] [--workspace DIR] TEXT",
+                 summary: ["zero- (or mean-) ablate a latent on TEXT: per token Δlog p of the next token and KL; the tokens it helps most"]),
+        ]) { try InterveneCommands.ablate(&$0) },
+        CommandSpec("rank", [
+            Form(synopsis: "rank [--at I] [--target TOKEN] [--exact 5] [--top 20] [--workspace DIR] TEXT",
+                 summary: ["the latents at token I (default: the last) ranked by direct effect on the next token's logit, "
+                     + "the first few also zeroed exactly"]),
+        ]) { try InterveneCommands.rank(&$0) },
+        CommandSpec("patch", [
+            Form(synopsis: "patch [--latent N] --clean TEXT --corrupted TEXT [--workspace DIR]",
+                 summary: ["patch a latent (or the whole code) from the clean run into the corrupted one at each token: "
+                     + "how much of the clean prediction comes back"]),
+        ]) { try InterveneCommands.patch(&$0) },
         CommandSpec("help", aliases: ["--help", "-h"], [
             Form(synopsis: "help", summary: ["this list"]),
         ]) { _ in Console.print(LoupeCLI.usage) },

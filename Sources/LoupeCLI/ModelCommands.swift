@@ -117,30 +117,6 @@ enum ModelCommands {
     }
 }
 
-/// Greedy (temperature 0) or temperature sampling with a seeded generator.
-struct Sampler {
-    let temperature: Float
-    var rng: SplitMix64
-
-    init(temperature: Float, seed: UInt64) {
-        self.temperature = temperature
-        rng = SplitMix64(seed: seed)
-    }
-
-    mutating func pick(_ logits: [Float]) -> Int {
-        guard temperature > 0 else { return logits.withUnsafeBufferPointer { Ops.argmax($0.baseAddress!, count: $0.count) } }
-        let m = logits.max() ?? 0
-        let weights = logits.map { Double(exp(($0 - m) / temperature)) }
-        var r = rng.unit() * weights.reduce(0, +)
-        for (i, w) in weights.enumerated() {
-            r -= w
-            if r <= 0 { return i }
-        }
-        return logits.count - 1
-    }
-
-}
-
 /// Streams bytes as text without splitting a UTF-8 character across writes.
 enum Utf8Stream {
     /// The longest prefix that ends on a character boundary, decoded, and the bytes left over.

@@ -52,10 +52,14 @@ public struct ForwardHooks {
     /// Stop after this layer (0-based): later layers and the logits are skipped, and the cache
     /// keeps only the layers that ran. Transcoder training needs the model only up to its layer.
     public var stopAfterLayer: Int?
+    /// The residual stream after the last layer, before the final norm (every row of the chunk;
+    /// the last layer then runs for every row). The interventions' direct effects read it.
+    public var finalResidual: ((ActivationView) -> Void)?
 
-    public init(layers: [Int: LayerHook] = [:], stopAfterLayer: Int? = nil) {
+    public init(layers: [Int: LayerHook] = [:], stopAfterLayer: Int? = nil, finalResidual: ((ActivationView) -> Void)? = nil) {
         self.layers = layers
         self.stopAfterLayer = stopAfterLayer
+        self.finalResidual = finalResidual
     }
 }
 

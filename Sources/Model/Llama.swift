@@ -225,7 +225,7 @@ public final class LlamaModel: @unchecked Sendable {
         let lastLayer = min(hooks?.stopAfterLayer ?? (c.layers - 1), c.layers - 1)
         // Past the final layer's attention only the wanted rows matter: unless a hook watches that layer, its
         // attention output, o-proj and MLP run for those rows alone (keys and values are still cached for every row).
-        let trimLast = wanted < T && lastLayer == c.layers - 1 && hooks?.layers[lastLayer] == nil
+        let trimLast = wanted < T && lastLayer == c.layers - 1 && hooks?.layers[lastLayer] == nil && hooks?.finalResidual == nil
         var rows = T
         for l in 0...lastLayer {
             let lw = w.layers[l]
@@ -283,6 +283,7 @@ public final class LlamaModel: @unchecked Sendable {
             }
         }
         for seg in segments { seg.cache.advance(by: seg.tokens.count) }
+        if lastLayer == c.layers - 1 { hooks?.finalResidual?(ActivationView(pointer: x, rows: rows, dim: d, firstPosition: p0)) }
         guard lastLayer == c.layers - 1, wanted > 0 else { return nil }
 
         // Final norm and unembedding of the wanted rows: x holds just those after a trimmed final layer

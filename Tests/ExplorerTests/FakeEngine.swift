@@ -138,7 +138,39 @@ final class FakeEngine: EngineClient, @unchecked Sendable {
             return [.progress(JobProgress(title: "rewrite: simulate", done: 3, total: 12, unit: "latents", eta: 40)),
                     .progress(JobProgress(title: "rewrite: forward", done: 9, total: 17, unit: "settings", eta: 2)),
                     .progress(nil), .rewrite(report), .notice("rewrite done: \(report.results.count) settings on \(report.windows.count) windows")]
+        case .steer(let id, let text, let settings): return Self.steer(id: id, text: text, settings)
+        case .ablate(let id, let text, let latent, let mode):
+            let a = Self.analysis(text)
+            let acts = a.activations(of: latent)
+            let n = a.tokens.count
+            let delta = (0..<max(n - 1, 0)).map { t in -Float((t * 7 + latent) % 5) / 4 + (t % 4 == 3 ? 0.3 : 0) }
+            return [.ablation(id: id, AblationResult(latent: latent, mode: mode, value: mode == .zero ? 0 : 0.25, tokens: a.tokens,
+                                                     tokenTexts: a.tokenTexts, activations: acts, deltaLogProb: delta,
+                                                     kl: delta.map { abs($0) / 3 }))]
+        case .rank(let id, let text, let position):
+            let a = Self.analysis(text)
+            let latents = (a.codes[safe: position] ?? []).enumerated().map { i, code in
+                RankedLatent(latent: code.latent, activation: code.value, direct: Float(4 - i) * 0.5 * (i % 2 == 0 ? 1 : -1),
+                             exact: i < 2 ? Float(4 - i) * 0.45 * (i % 2 == 0 ? 1 : -1) : nil)
+            }
+            let target = a.tokens[safe: position + 1] ?? 0
+            return [.ranking(id: id, LatentRanking(tokens: a.tokens, position: position, target: target, targetText: FakeEngine.words[target],
+                                                   logit: 7.5, latents: latents))]
         case .cancel: return [.progress(nil)]
         }
+    }
+
+    /// Two streamed steps, then the finished generations: the steered one says the latent's word.
+    static func steer(id: Int, text: String, _ settings: SteerSettings) -> [EngineEvent] {
+        let value = settings.value.value(max: summary(settings.latent, latents: 40).max)
+        let unsteered = [" the", " river", " and", " the", " pier"], steered = [" the", " bridge", " bridge", " tunnel", " bridge"]
+        func step(_ n: Int, done: Bool) -> EngineEvent {
+            .steered(id: id, SteerResult(settings: settings, value: value, promptTokens: analysis(text).tokens.count,
+                                         unsteered: (0..<n).map { $0 }, steered: (0..<n).map { $0 + 1 },
+                                         unsteeredText: unsteered.prefix(n).joined(), steeredText: steered.prefix(n).joined(), done: done,
+                                         firstTokenSeconds: 0.25))
+        }
+        return [.progress(JobProgress(title: "steering latent \(settings.latent)", done: 0, total: 5, unit: "tokens")),
+                step(1, done: false), step(2, done: false), step(5, done: true), .progress(nil)]
     }
 }

@@ -86,6 +86,31 @@ final class SnapshotTests: XCTestCase {
         }
     }
 
+    /// The lab's interventions: steered beside unsteered, the ablation heatmap, the ranking at a token.
+    func testContextLabSteering() {
+        check("lab-steer") { h in
+            h.press(.char("3"))
+            h.type("the bridge over the river and the tunnel")
+            h.press(.enter, .char("l"), .char("S"))
+        }
+    }
+
+    func testContextLabAblation() {
+        check("lab-ablate") { h in
+            h.press(.char("3"))
+            h.type("the bridge over the river and the tunnel")
+            h.press(.enter, .char("l"), .char("a"), .char("l"), .char("l"))
+        }
+    }
+
+    func testContextLabRanking() {
+        check("lab-rank") { h in
+            h.press(.char("3"))
+            h.type("the bridge over the river and the tunnel")
+            h.press(.enter, .char("l"), .char("l"), .char("w"), .char("j"))
+        }
+    }
+
     func testLatentWithSimulation() {
         check("latent-simulated") { h in
             h.press(.enter, .char("e")); h.type("one"); h.press(.enter)

@@ -58,6 +58,9 @@ public final class EngineThread: EngineClient, @unchecked Sendable {
         case .latent:
             queue.removeAll { if case .latent = $0 { return true } else { return false } }
             queue.append(request)
+        case .rank:
+            queue.removeAll { if case .rank = $0 { return true } else { return false } }
+            queue.append(request)
         default:
             queue.append(request)
         }
@@ -149,6 +152,7 @@ public final class EngineThread: EngineClient, @unchecked Sendable {
             post(.notice("imported \(n) explanation\(n == 1 ? "" : "s") from \(expanded)"))
         case .rewriteReport: post(.rewrite(try RewriteReport.load(workspace)))
         case .runRewrite(let options): try runRewrite(options)
+        case .steer, .ablate, .rank: try intervene(request, shouldStop: shouldStop)
         case .cancel: break
         }
     }

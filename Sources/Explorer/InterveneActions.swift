@@ -1,0 +1,192 @@
+import EngineAPI
+import Foundation
+import Storage
+import Terminal
+
+/// The Context lab's interventions on the chosen latent: what is shown and what is cached for
+/// the current text (results are kept per latent and setting, rankings per token, so moving the
+/// cursor or coming back to a setting asks nothing of the engine).
+public struct InterventionState: Sendable {
+    public enum Mode: Sendable, Equatable { case activations, steer, ablate, rank }
+    public var mode: Mode = .activations
+    /// The latent steered or ablated (the side pane's choice when asked; moving the cursor keeps it).
+    public var latent: Int?
+    /// Steering: the value as a multiple of the latent's max activation, and the chat template.
+    public var scale: Float = 5
+    public var chat = false
+    public var tokens = 40
+    public var steer: SteerResult?
+    /// Steered generations by "latent/scale/chat" for the current text.
+    public var steers: [String: SteerResult] = [:]
+    public var ablationMode: AblationMode = .zero
+    /// Ablations by "latent/mode" for the current text.
+    public var ablations: [String: AblationResult] = [:]
+    /// Rankings by token for the current text, and the ranked latent Enter opens.
+    public var rankings: [Int: LatentRanking] = [:]
+    public var rankChoice = 0
+    /// Asked of the engine and not answered yet.
+    public var waiting = false
+
+    public init() {}
+
+    static func steerKey(_ latent: Int, _ scale: Float, _ chat: Bool) -> String { "\(latent)/\(scale)/\(chat)" }
+    static func ablationKey(_ latent: Int, _ mode: AblationMode) -> String { "\(latent)/\(mode.rawValue)" }
+
+    /// A new text: nothing computed on the old one applies.
+    mutating func forgetResults() {
+        steers = [:]
+        ablations = [:]
+        rankings = [:]
+        steer = nil
+        if mode != .activations { mode = .activations }
+        waiting = false
+    }
+
+    func ablation(of latent: Int?) -> AblationResult? { latent.flatMap { ablations[Self.ablationKey($0, ablationMode)] } }
+}
+
+extension App {
+    /// The lab's intervention keys, and the keys whose meaning a mode changes; nil: not one of them.
+    mutating func performIntervention(_ action: Action) -> [EngineRequest]? {
+        var iv = state.lab.intervention
+        let lab = state.lab
+        switch action {
+        case .jump:
+            state.prompt = Prompt(kind: .labLatent, editor: LineEditor(""))
+            return []
+        case .steer: return steer(fresh: true)
+        case .scaleUp, .scaleDown:
+            iv.scale += action == .scaleUp ? 1 : -1
+            state.lab.intervention = iv
+            state.message = Message(text: String(format: "steering scale %g× max — S generates", iv.scale), isError: false)
+            return iv.mode == .steer ? steer(iv.latent) : []
+        case .toggleChat:
+            iv.chat.toggle()
+            state.lab.intervention = iv
+            state.message = Message(text: iv.chat ? "steering in the chat template" : "steering on the raw text", isError: false)
+            return iv.mode == .steer ? steer(iv.latent) : []
+        case .ablate: return ablate()
+        case .toggleAblationMode:
+            iv.ablationMode = iv.ablationMode == .zero ? .mean : .zero
+            state.lab.intervention = iv
+            return ablate(iv.mode == .ablate ? iv.latent : nil)
+        case .rankLatents:
+            iv.mode = .rank
+            iv.rankChoice = 0
+            state.lab.intervention = iv
+            return rank()
+        case .showActivations:
+            iv.mode = .activations
+            state.lab.intervention = iv
+            return []
+        default: break
+        }
+        guard iv.mode == .rank, lab.analysis != nil else { return nil }
+        switch action {
+        case .down, .up:
+            let count = iv.rankings[lab.token]?.latents.count ?? 0
+            iv.rankChoice = min(max(iv.rankChoice + (action == .down ? 1 : -1), 0), max(count - 1, 0))
+            state.lab.intervention = iv
+            return []
+        case .open:
+            guard let ranked = iv.rankings[lab.token]?.latents[safe: iv.rankChoice] else { return [] }
+            return open(latent: ranked.latent)
+        case .tokenLeft, .tokenRight, .top, .bottom:
+            // The token moves as elsewhere in the lab, then its ranking is shown (or asked for).
+            return nil
+        default: return nil
+        }
+    }
+
+    /// After a token move in rank mode: the new token's ranking.
+    mutating func rankAfterMove() -> [EngineRequest] {
+        guard state.lab.intervention.mode == .rank else { return [] }
+        state.lab.intervention.rankChoice = 0
+        return rank()
+    }
+
+    /// The latent the lab's interventions act on, with a message when there is none.
+    func interventionLatent() -> Int? { state.lab.analysis == nil ? nil : state.lab.latent }
+
+    /// Steers `chosen` (default: the side pane's latent); `fresh` generates again even when this
+    /// setting was run before (S), otherwise the kept generation is shown (+/-, c).
+    mutating func steer(_ chosen: Int? = nil, fresh: Bool = false) -> [EngineRequest] {
+        guard let latent = chosen ?? interventionLatent() else {
+            state.message = Message(text: "run a text first (e), then pick a latent (j/k or :)", isError: false)
+            return []
+        }
+        var iv = state.lab.intervention
+        iv.mode = .steer
+        iv.latent = latent
+        let key = InterventionState.steerKey(latent, iv.scale, iv.chat)
+        if !fresh, let cached = iv.steers[key] {
+            iv.steer = cached
+            state.lab.intervention = iv
+            return []
+        }
+        iv.steer = nil
+        iv.waiting = true
+        state.lab.intervention = iv
+        let settings = SteerSettings(latent: latent, value: .timesMax(iv.scale), maxTokens: iv.tokens, chat: iv.chat)
+        return [.steer(id: state.lab.shown, text: state.lab.editor.text, settings)]
+    }
+
+    /// Ablates `chosen` (default: the side pane's latent).
+    mutating func ablate(_ chosen: Int? = nil) -> [EngineRequest] {
+        guard let latent = chosen ?? interventionLatent() else {
+            state.message = Message(text: "run a text first (e), then pick a latent (j/k or :)", isError: false)
+            return []
+        }
+        state.lab.intervention.mode = .ablate
+        state.lab.intervention.latent = latent
+        if state.lab.intervention.ablation(of: latent) != nil { return [] }
+        state.lab.intervention.waiting = true
+        return [.ablate(id: state.lab.shown, text: state.lab.editor.text, latent: latent, mode: state.lab.intervention.ablationMode)]
+    }
+
+    mutating func rank() -> [EngineRequest] {
+        guard let a = state.lab.analysis, !a.tokens.isEmpty else { return [] }
+        let t = state.lab.token
+        if state.lab.intervention.rankings[t] != nil { return [] }
+        state.lab.intervention.waiting = true
+        return [.rank(id: state.lab.shown, text: state.lab.editor.text, position: t)]
+    }
+
+    /// The `:` prompt's answer in the lab: the latent to draw, steer and ablate.
+    mutating func chooseLabLatent(_ text: String) -> [EngineRequest] {
+        guard let id = Int(text), id >= 0, state.info.map({ id < $0.latents }) ?? true else {
+            state.message = Message(text: "“\(text)” is not a latent id" + (state.info.map { " (0–\($0.latents - 1))" } ?? ""), isError: true)
+            return []
+        }
+        state.lab.latent = id
+        switch state.lab.intervention.mode {
+        case .steer: return steer(fresh: true)
+        case .ablate: return ablate()
+        case .activations, .rank: return []
+        }
+    }
+
+    /// An intervention's answer, kept for its text and shown if it is what the lab shows now.
+    mutating func applyIntervention(_ event: EngineEvent) -> [EngineRequest] {
+        var iv = state.lab.intervention
+        switch event {
+        case .steered(let id, let result):
+            guard id == state.lab.shown else { return [] }
+            let s = result.settings
+            guard case .timesMax(let scale) = s.value else { return [] }
+            if result.done { iv.steers[InterventionState.steerKey(s.latent, scale, s.chat)] = result; iv.waiting = false }
+            if iv.latent == s.latent && iv.scale == scale && iv.chat == s.chat { iv.steer = result }
+        case .ablation(let id, let result):
+            guard id == state.lab.shown else { return [] }
+            iv.ablations[InterventionState.ablationKey(result.latent, result.mode)] = result
+            iv.waiting = false
+        case .ranking(let id, let ranking):
+            guard id == state.lab.shown else { return [] }
+            iv.rankings[ranking.position] = ranking
+            iv.waiting = false
+        default: break
+        }
+        state.lab.intervention = iv
+        return []
+    }
+}
