@@ -59,7 +59,8 @@ let package = Package(
                     resources: [.copy("Fixtures")], swiftSettings: native),
         // A workspace written before the Storage → EngineAPI → Engine restructuring (47801cc), read with Storage alone.
         .testTarget(name: "StorageTests", dependencies: ["Storage"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "EngineAPI", "Storage", "Tokenizer", "LoupeTestSupport", "loupe-save-loop"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "EngineAPI", "Storage", "Tokenizer", "LoupeTestSupport", "loupe-save-loop"],
+                    exclude: ["Fixtures"]),
         .testTarget(name: "TerminalTests", dependencies: ["Terminal"]),
         .testTarget(name: "ExplorerTests", dependencies: ["Explorer", "Terminal", "Engine", "EngineAPI", "Storage", "Formats", "LoupeTestSupport"],
                     exclude: ["Snapshots"]),

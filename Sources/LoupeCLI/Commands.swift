@@ -79,6 +79,11 @@ struct CommandSpec: Sendable {
             Form(synopsis: "info --dictionary DIR|FILE [--layer L] [--model PATH]",
                  summary: ["describe a dictionary without building (format, kind, hookpoint, d_in, latents, activation), checked against the model"]),
         ]) { try WorkspaceCommands.info(&$0) },
+        CommandSpec("import", [
+            Form(synopsis: "import delphi DIR [--hookpoint H] [--layer L] [--held-out-every 20] [--workspace DIR]",
+                 summary: ["a latent cache made by EleutherAI's delphi (DIR/latents/<hookpoint>/<start>_<end>.safetensors)",
+                           "as a new workspace the explorer opens; its tokens must be the model's tokenizer's"]),
+        ]) { try ImportCommand.run(&$0) },
         CommandSpec("latent", [
             Form(synopsis: "latent ID [--windows 10] [--workspace DIR]",
                  summary: ["a latent's statistics, logit effects, neighbours and top windows"]),

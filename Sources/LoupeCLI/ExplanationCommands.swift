@@ -34,7 +34,7 @@ enum ExplanationCommands {
                 pairs.append(("file", .string(file)))
             }
             if let delphi {
-                let m = module ?? WorkspaceManifest.hookpoint(layer: manifest.layer)
+                let m = module ?? DelphiImport.hookpoint(of: manifest) ?? WorkspaceManifest.hookpoint(layer: manifest.layer)
                 count = try store.exportDelphi(to: URL(fileURLWithPath: delphi, isDirectory: true), module: m)
                 pairs += [("delphi", .string(delphi)), ("module", .string(m))]
             }

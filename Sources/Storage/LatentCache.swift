@@ -135,10 +135,12 @@ public enum LatentRecordCoding {
                     let acts = try (0..<m.displayLength).map { _ in try f32() }
                     windows.append(LatentWindow(corpusWindow: w, start: start, focus: focus, kind: kind, tokens: tokens, activations: acts))
                 }
+                // Unused slots are written as (0, 0): a record made without a dictionary (imported from delphi) has none.
+                func used(_ p: (Int, Float)) -> Bool { p.0 != 0 || p.1 != 0 }
                 out.append(LatentRecord(latent: latent, count: count, max: mx, mean: mean, histogram: hist, quantiles: q,
-                                        promoted: up.map { (id: $0.0, logit: $0.1) },
-                                        suppressed: down.map { (id: $0.0, logit: $0.1) },
-                                        neighbours: nb.map { (latent: $0.0, cosine: $0.1) }, windows: windows))
+                                        promoted: up.filter(used).map { (id: $0.0, logit: $0.1) },
+                                        suppressed: down.filter(used).map { (id: $0.0, logit: $0.1) },
+                                        neighbours: nb.filter(used).map { (latent: $0.0, cosine: $0.1) }, windows: windows))
             }
             return out
         }

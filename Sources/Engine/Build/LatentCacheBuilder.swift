@@ -124,6 +124,30 @@ public struct LatentCacheBuilder {
 
     func makeRecord(latent: Int, lists: InvertedIndex, codes: (indices: [UInt32], values: [Float16], windows: [Int]), k: Int, L: Int,
                     promoted: [(Int, Float)], suppressed: [(Int, Float)], neighbours: [(Int, Float)]) -> LatentRecord {
+        recordMaker.make(latent: latent, lists: lists, codes: codes, k: k, L: L, promoted: promoted, suppressed: suppressed, neighbours: neighbours)
+    }
+
+    var recordMaker: RecordMaker {
+        RecordMaker(displayLength: displayLength, topWindows: topWindows, quantileBins: quantileBins, windowsPerBin: windowsPerBin,
+                    histogramBins: histogramBins, quantiles: quantiles, seed: seed, corpus: corpus)
+    }
+}
+
+/// One latent's LatentRecord from where it fires: statistics, the top windows and the quantile bins'
+/// windows (the builder's, and the delphi import's over delphi's activations).
+struct RecordMaker {
+    var displayLength: Int
+    var topWindows: Int
+    var quantileBins: Int
+    var windowsPerBin: Int
+    var histogramBins: Int
+    var quantiles: Int
+    var seed: UInt64
+    let corpus: Corpus
+
+    /// `codes`: k latents per row (row r is position r % L of corpus window `windows[r / L]`).
+    func make(latent: Int, lists: InvertedIndex, codes: (indices: [UInt32], values: [Float16], windows: [Int]), k: Int, L: Int,
+             promoted: [(Int, Float)], suppressed: [(Int, Float)], neighbours: [(Int, Float)]) -> LatentRecord {
         let entries = lists.entries(of: latent).sorted { $0.value > $1.value || ($0.value == $1.value && $0.token < $1.token) }
         let values = entries.map(\.value)
         let maxValue = values.first ?? 0

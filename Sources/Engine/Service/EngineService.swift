@@ -119,6 +119,7 @@ public final class EngineService: @unchecked Sendable {
     public func splice() throws -> Splice {
         try cached(&spliceValue) {
             let layer = try manifest().layer
+            guard workspace.hasTranscoder(layer: layer) else { throw ServiceError.noTranscoder(path: workspace.transcoderDirectory(layer: layer).path) }
             let transcoder = try Transcoder.load(directory: workspace.transcoderDirectory(layer: layer).path)
             return try Splice(model: try session().model, transcoder: transcoder, layer: layer)
         }
@@ -220,7 +221,8 @@ public final class EngineService: @unchecked Sendable {
             result.controls = try evaluator.controls(latent: latent, own: version.text, shuffled: partner, backend: backend, kind: kind,
                                                      calibration: calibration, shouldStop: shouldStop)
         }
-        if extras.lossDelta {
+        // A workspace imported from delphi has no dictionary to splice: its scores carry no loss delta.
+        if extras.lossDelta, workspace.hasTranscoder(layer: try manifest().layer) {
             result.lossDelta = try splice().singleLatentDelta(latent: latent, windows: record.windows.map(\.tokens),
                                                               values: record.windows.map(\.simulated), shouldStop: shouldStop)
         }
@@ -257,9 +259,13 @@ public final class EngineService: @unchecked Sendable {
 /// What a job asked of the service cannot do; each says what to do instead.
 public enum ServiceError: Error, Equatable, CustomStringConvertible {
     case noExplanation(latent: Int)
+    /// Splicing asked of a workspace without its dictionary (one imported from delphi).
+    case noTranscoder(path: String)
 
     public var description: String {
         switch self {
+        case .noTranscoder(let path):
+            return "\(path) has no cfg.json: this workspace holds latents without their dictionary (imported from delphi), so loss deltas, the rewrite and the lab's reconstruction cannot run"
         case .noExplanation(let latent):
             return "latent \(latent) has no explanation to simulate; write one (e in the explorer, `loupe explanations set \(latent) TEXT`) or run `loupe explain`"
         }

@@ -1,0 +1,148 @@
+import Foundation
+import Kernels
+import Storage
+
+/// A delphi latent cache (DelphiCache) made into a Loupe workspace the explorer opens.
+///
+/// What maps onto what:
+/// - delphi's `tokens` [sequences, ctx_len] become the corpus, one window a sequence
+///   (`window_length` = ctx_len); every `heldOutEvery`-th sequence (from 0) is held out, as a
+///   built corpus is. The ids must be the workspace model's: it is checked against its vocabulary.
+/// - the activations of the training sequences make the latent records (`cache/latents-*.bin`,
+///   the same statistics, top and quantile windows as `loupe cache`), those of the held-out
+///   sequences `cache/codes/heldout-00000.bin`, so `loupe score` finds its held-out windows.
+///   `k` is the most latents any token has in delphi's cache (delphi keeps every non-zero value).
+/// - not there: the dictionary. Promoted/suppressed tokens and neighbours stay empty, and whatever
+///   needs the decoder (loss deltas, the partial rewrite, the lab's reconstruction) says the
+///   workspace has no transcoder.
+public struct DelphiImport {
+    public var heldOutEvery = 20
+    public var displayLength = 32
+    public var blockSize = 256
+    /// Another layer than the one the hookpoint names.
+    public var layer: Int?
+
+    public let cache: DelphiCache
+
+    public init(cache: DelphiCache) { self.cache = cache }
+
+    /// The layer: `layer`, else the hookpoint's `layers.<L>`.
+    public func resolvedLayer() throws -> Int {
+        if let layer { return layer }
+        guard let m = cache.hookpoint.firstMatch(of: #/(?:^|\.)(?:layers|h|blocks)\.(\d+)(?:\.|$)/#), let l = Int(m.1) else {
+            throw DelphiError.noLayer(hookpoint: cache.hookpoint)
+        }
+        return l
+    }
+
+    /// The delphi hookpoint a workspace was imported from (its `transcoder_source` is `delphi:<…/latents/<hookpoint>>`):
+    /// the module delphi names its explanation and score files by. Nil for a workspace built by Loupe.
+    public static func hookpoint(of manifest: WorkspaceManifest) -> String? {
+        guard manifest.transcoderSource.hasPrefix(sourcePrefix) else { return nil }
+        return URL(fileURLWithPath: String(manifest.transcoderSource.dropFirst(sourcePrefix.count))).lastPathComponent
+    }
+
+    static let sourcePrefix = "delphi:"
+
+    /// Writes `workspace` (which must not hold one yet): corpus, cache and `workspace.json`, the
+    /// manifest last, so an interrupted import leaves no workspace that seems whole.
+    @discardableResult
+    public func run(into workspace: Workspace, modelPath: String, vocabularySize: Int, reporter: ProgressReporter) throws -> WorkspaceManifest {
+        guard !workspace.exists else { throw DelphiError.workspaceExists(path: workspace.directory.path) }
+        let layer = try resolvedLayer()
+        let t0 = Date()
+        let (sequences, L, ids) = try cache.tokens()
+        if let bad = ids.first(where: { Int($0) >= vocabularySize }) {
+            throw DelphiError.tokenOutsideVocabulary(path: cache.splits[0].file.path, id: Int(bad), vocabulary: vocabularySize, modelName: cache.config.modelName)
+        }
+        guard sequences >= 2 && sequences > (sequences + heldOutEvery - 1) / heldOutEvery else {
+            throw DelphiError.tooFewSequences(path: cache.splits[0].file.path, sequences: sequences, heldOutEvery: heldOutEvery)
+        }
+        let corpus = Corpus(windowLength: L, heldOutEvery: heldOutEvery, tokens: ids)
+        try corpus.save(to: workspace.corpusDirectory, sources: [Self.sourcePrefix + cache.directory.path])
+
+        // Every token's latents, from each split in turn.
+        reporter.begin("import", total: cache.splits.count, unit: "splits")
+        var perRow = [[(latent: UInt32, value: Float16)]](repeating: [], count: sequences * L)
+        for (n, split) in cache.splits.enumerated() {
+            if reporter.shouldStop { throw CancellationError() }
+            for e in try cache.entries(of: split, sequences: sequences, length: L) where e.value > 0 {
+                perRow[e.sequence * L + e.position].append((UInt32(e.latent), Float16(e.value)))
+            }
+            reporter.advance(n + 1, detail: split.file.lastPathComponent)
+        }
+        let k = max(1, perRow.map(\.count).max() ?? 1)
+        func codes(of windows: [Int]) -> (indices: [UInt32], values: [Float16]) {
+            var indices = [UInt32](repeating: 0, count: windows.count * L * k), values = [Float16](repeating: 0, count: windows.count * L * k)
+            for (i, w) in windows.enumerated() {
+                for p in 0..<L {
+                    let row = i * L + p
+                    for (j, c) in perRow[w * L + p].sorted(by: { $0.value > $1.value || ($0.value == $1.value && $0.latent < $1.latent) }).enumerated() {
+                        indices[row * k + j] = c.latent
+                        values[row * k + j] = c.value
+                    }
+                }
+            }
+            return (indices, values)
+        }
+        let train = corpus.trainingWindows, held = corpus.heldOutWindows
+        let trainCodes = codes(of: train)
+        reporter.end("import", summary: "\(cache.latents) latents, \(sequences) sequences of \(L) tokens, up to \(k) latents a token")
+
+        // Held-out codes in `loupe cache`'s layout: per row k × u32 index then k × f16 value.
+        let cacheDirectory = workspace.cacheDirectory
+        try FileManager.default.createDirectory(at: cacheDirectory.appendingPathComponent("codes", isDirectory: true), withIntermediateDirectories: true)
+        let heldCodes = codes(of: held)
+        var data = Data(capacity: held.count * L * k * 6)
+        for r in 0..<held.count * L {
+            heldCodes.indices[r * k..<(r + 1) * k].withUnsafeBytes { data.append(contentsOf: $0) }
+            heldCodes.values[r * k..<(r + 1) * k].withUnsafeBytes { data.append(contentsOf: $0) }
+        }
+        try data.write(to: cacheDirectory.appendingPathComponent("codes/heldout-00000.bin"), options: .atomic)
+
+        // The records, as `loupe cache` makes them.
+        let M = cache.latents, display = min(displayLength, L)
+        let maker = RecordMaker(displayLength: display, topWindows: 40, quantileBins: 10, windowsPerBin: 4, histogramBins: 32,
+                                quantiles: 101, seed: 7, corpus: corpus)
+        var rng = SplitMix64(seed: maker.seed)
+        let pool = (0..<200).map { _ in [held[Int(rng.next() % UInt64(held.count))], Int(rng.next() % UInt64(L - display + 1))] }
+        let files = stride(from: 0, to: M, by: blockSize).map { String(format: "latents-%05d.bin", $0 / blockSize) }
+        let manifest = CacheManifest(latents: M, k: k, blockSize: blockSize, displayLength: display, histogramBins: maker.histogramBins,
+                                     quantiles: maker.quantiles, trainTokens: train.count * L, randomPool: pool, files: files)
+        let lists = InvertedIndex(indices: trainCodes.indices, values: trainCodes.values, latents: M, k: k)
+        let allCodes = (indices: trainCodes.indices, values: trainCodes.values, windows: train)
+        reporter.begin("records", total: files.count, unit: "blocks")
+        for (b, file) in files.enumerated() {
+            if reporter.shouldStop { throw CancellationError() }
+            let latents = Array(b * blockSize..<min((b + 1) * blockSize, M))
+            let parts = Slots<Data>(count: latents.count)
+            Parallel.forEach(latents.count) { i in
+                let record = maker.make(latent: latents[i], lists: lists, codes: allCodes, k: k, L: L, promoted: [], suppressed: [], neighbours: [])
+                parts.set(i, LatentRecordCoding.encode(record, manifest: manifest))
+            }
+            var block = Data()
+            for part in parts.values { block.append(part) }
+            try block.write(to: cacheDirectory.appendingPathComponent(file), options: .atomic)
+            reporter.advance(b + 1, detail: file)
+        }
+        try JSONFile.write(manifest, to: cacheDirectory.appendingPathComponent(LatentCache.manifestName))
+        let fired = (0..<M).filter { !lists.entries(of: $0).isEmpty }.count
+        reporter.end("records", summary: "\(fired) of \(M) latents fire on the \(train.count * L) training tokens")
+
+        let seconds = Date().timeIntervalSince(t0)
+        var m = WorkspaceManifest(model: modelPath, layer: layer, latents: M, k: k, transcoderSource: Self.sourcePrefix + cache.directory.path,
+                                  corpusSources: [Self.sourcePrefix + cache.directory.path], trainTokens: train.count * L,
+                                  heldOutTokens: held.count * L, windowLength: L)
+        m.steps[Builder.Step.corpus.rawValue] = .init(done: true, seconds: 0, tokens: sequences * L)
+        m.steps[Builder.Step.cache.rawValue] = .init(done: true, seconds: seconds, tokens: train.count * L)
+        try workspace.save(m)
+        return m
+    }
+}
+
+extension Workspace {
+    /// Whether the workspace holds its dictionary (a workspace imported from delphi does not).
+    public func hasTranscoder(layer: Int) -> Bool {
+        FileManager.default.fileExists(atPath: transcoderDirectory(layer: layer).appendingPathComponent("cfg.json").path)
+    }
+}
