@@ -29,6 +29,9 @@ public struct App: Sendable {
             return []
         }
         if state.quit { return [] }
+        // Ctrl-L repaints (the run loop invalidates the screen) and changes nothing else: an open
+        // help overlay stays open, a line being edited keeps its text.
+        if key == .ctrl("l") { return [] }
         if state.showHelp { return handleHelp(key) }
         if state.prompt != nil { return handlePrompt(key) }
         if state.history != nil, let out = handleHistory(key) { return out }

@@ -242,6 +242,9 @@ final class ScriptedKeyTests: XCTestCase {
         for binding in KeyBindings.all where binding.context == .latents || binding.context == .global {
             XCTAssertTrue(screen.contains(binding.help), "help lacks “\(binding.help)”")
         }
+        h.press(.ctrl("l"))
+        XCTAssertTrue(h.app.state.showHelp, "Ctrl-L repaints; it must not close the help")
+        XCTAssertEqual(h.screen, screen)
         h.press(.char("x"))
         XCTAssertFalse(h.app.state.showHelp)
     }
