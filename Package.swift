@@ -37,7 +37,7 @@ let package = Package(
         .target(name: "Transcoder", dependencies: ["Kernels", "Formats"], swiftSettings: native),
         // Storage: a workspace's files, read and written without a model (paths, corpus, activation
         // shards, latent cache and index, held-out index, explanation and score logs, rewrite report).
-        .target(name: "Storage", dependencies: ["Kernels", "Tokenizer"]),
+        .target(name: "Storage", dependencies: ["Kernels", "Formats", "Tokenizer"]),
         // EngineAPI: what the explorer may ask of the engine and hear back (EngineClient, requests,
         // events and their values); no model, so the explorer builds and tests without one.
         .target(name: "EngineAPI", dependencies: ["Storage"]),

@@ -10,13 +10,15 @@ public enum FormatError: Error, Equatable, CustomStringConvertible {
     case duplicateKey(file: String, key: String)
     case missingKey(file: String, key: String)
     case wrongValueType(file: String, key: String, expected: String)
-    case badAlignment(file: String, alignment: Int)
+    case badAlignment(file: String, alignment: String)
     case unsupportedTensorType(file: String, tensor: String, type: String)
     case badTensorShape(file: String, tensor: String, reason: String)
     case tensorOutOfBounds(file: String, tensor: String, offset: Int, bytes: Int, available: Int)
     case missingTensor(file: String, tensor: String)
     case tensorShapeMismatch(file: String, tensor: String, expected: [Int], found: [Int])
     case badHeader(file: String, reason: String)
+    /// A size or count past what the bytes present or `Limits` allow.
+    case tooLarge(file: String, field: String, value: String, limit: String)
 
     public var description: String {
         switch self {
@@ -29,15 +31,16 @@ public enum FormatError: Error, Equatable, CustomStringConvertible {
         case let .duplicateKey(file, key): return "\(file): metadata key '\(key)' appears twice"
         case let .missingKey(file, key): return "\(file): required metadata key '\(key)' is missing"
         case let .wrongValueType(file, key, expected): return "\(file): metadata key '\(key)' should be \(expected)"
-        case let .badAlignment(file, a): return "\(file): general.alignment \(a) is not a power of two"
+        case let .badAlignment(file, a): return "\(file): metadata key 'general.alignment' is \(a), expected an integer power of two up to \(Limits.alignment)"
         case let .unsupportedTensorType(file, tensor, type): return "\(file): tensor '\(tensor)' has type \(type), which Loupe cannot read (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1)"
         case let .badTensorShape(file, tensor, reason): return "\(file): tensor '\(tensor)' has a bad shape (\(reason))"
         case let .tensorOutOfBounds(file, tensor, offset, bytes, available):
-            return "\(file): tensor '\(tensor)' needs bytes \(offset)..<\(offset + bytes) but the file holds only \(available) (truncated or corrupt)"
+            return "\(file): tensor '\(tensor)' needs \(bytes) bytes at offset \(offset) but the file holds only \(available) (truncated or corrupt)"
         case let .missingTensor(file, tensor): return "\(file): tensor '\(tensor)' is missing"
         case let .tensorShapeMismatch(file, tensor, expected, found):
             return "\(file): tensor '\(tensor)' has shape \(found), expected \(expected)"
         case let .badHeader(file, reason): return "\(file): bad header (\(reason))"
+        case let .tooLarge(file, field, value, limit): return "\(file): \(field) is \(value), more than the limit \(limit) (the file is damaged or not one Loupe reads)"
         }
     }
 }

@@ -51,7 +51,9 @@ public final class BPETokenizer: @unchecked Sendable {
     public init(tokens: [String], tokenTypes: [Int], merges: [String], preTokenizer: String,
                 bosId: Int?, eosId: Int?, addBOS: Bool) throws {
         guard !tokens.isEmpty else { throw TokenizerError("the vocabulary is empty") }
-        guard tokens.count < Int(Int32.max) else { throw TokenizerError("the vocabulary has \(tokens.count) tokens, too many") }
+        guard tokens.count <= Limits.vocabSize else {
+            throw TokenizerError("the vocabulary has \(tokens.count) tokens, more than the limit \(Limits.vocabSize)")
+        }
         guard tokenTypes.count == tokens.count else {
             throw TokenizerError("there are \(tokens.count) tokens but \(tokenTypes.count) token types")
         }
