@@ -58,6 +58,12 @@ let package = Package(
         .target(name: "LoupeTestSupport", dependencies: ["Model", "Formats", "Kernels"], path: "Tests/LoupeTestSupport"),
         // Test-only: saves explanations in a loop until killed, for ExplanationStoreTests' crash test.
         .executableTarget(name: "loupe-save-loop", dependencies: ["Storage"], path: "Tests/SaveLoop"),
+        // Test-only: every reader of outside input as a harness (FuzzReaders), driven by libFuzzer
+        // (loupe-fuzz built with -sanitize=fuzzer, Tests/Scripts/fuzz/run.sh) and by FuzzTests'
+        // deterministic mutations; built normally, loupe-fuzz replays files through a harness.
+        .target(name: "FuzzReaders", dependencies: ["Formats", "Tokenizer", "Model", "Transcoder", "Storage"], path: "Tests/FuzzReaders"),
+        .executableTarget(name: "loupe-fuzz", dependencies: ["FuzzReaders"], path: "Tests/Fuzz", exclude: ["Seeds", "Regressions"]),
+        .testTarget(name: "FuzzTests", dependencies: ["FuzzReaders", "Formats", "Model", "Tokenizer", "Transcoder", "Storage", "LoupeTestSupport", "loupe-fuzz"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "LoupeTestSupport"], swiftSettings: kernels),
         .testTarget(name: "FormatsTests", dependencies: ["Formats"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "Formats", "LoupeTestSupport"],
