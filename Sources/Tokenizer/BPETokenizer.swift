@@ -6,8 +6,9 @@ public struct TokenizerError: Error, Equatable, CustomStringConvertible {
     /// What is wrong, in a sentence a user can act on.
     public let message: String
 
-    /// Makes an error carrying `message`.
-    public init(_ message: String) { self.message = message }
+    /// Makes an error carrying `message`, cut to 400 characters: it may quote tokens or merges from
+    /// a damaged file, which can be megabytes long.
+    public init(_ message: String) { self.message = message.count <= 400 ? message : message.prefix(400) + "…" }
 
     public var description: String { message }
 }

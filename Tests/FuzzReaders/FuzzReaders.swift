@@ -42,7 +42,9 @@ extension FuzzReader {
         do {
             try Self.prepare(self, folder)
             let url = folder.appendingPathComponent(fileName)
-            try data.write(to: url)
+            do { try data.write(to: url) } catch {
+                throw Finding(description: "the harness could not write its input to \(url.path): \(error)")
+            }
             try read(url)
             return .success(.accepted)
         } catch let e as Finding {
@@ -199,7 +201,8 @@ public enum FuzzReaders {
 
     /// index.bin (the explorer's latent list) beside a valid cache, newer than cache.json so it is read, not rebuilt.
     static let latentIndex = FuzzReader(name: "latent-index", fileName: "index.bin", setUp: { try writeCache($0) }) { url in
-        try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(3600)], ofItemAtPath: url.path)
+        // Newer than what it indexes, so it is read (if the clock cannot be set, it is rebuilt: also fine).
+        try? FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(3600)], ofItemAtPath: url.path)
         _ = try LatentIndex.load(cache: try LatentCache(directory: url.deletingLastPathComponent()))
     }
 
@@ -233,7 +236,8 @@ public enum FuzzReaders {
 
     /// heldout-index.bin beside valid codes, newer than them so it is read.
     static let heldOutIndex = FuzzReader(name: "heldout-index", fileName: HeldOutIndex.fileName, setUp: { try writeHeldOut($0, codes: true) }) { url in
-        try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(3600)], ofItemAtPath: url.path)
+        // Newer than what it indexes, so it is read (if the clock cannot be set, it is rebuilt: also fine).
+        try? FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(3600)], ofItemAtPath: url.path)
         let folder = url.deletingLastPathComponent()
         let (corpus, _) = try Corpus.load(from: folder.appendingPathComponent("corpus"))
         let index = try HeldOutIndex.load(cache: try LatentCache(directory: folder), corpus: corpus)

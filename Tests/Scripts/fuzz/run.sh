@@ -30,6 +30,9 @@ mkdir -p .build-fuzz/findings .build-fuzz/logs
 budget=(-max_total_time="$seconds")
 [ -n "$runs" ] && budget=(-runs="$runs")
 
+# The harnesses write each input to a file: on tmpfs that is ~20× faster than on disk.
+if [ -z "${TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then export TMPDIR=/dev/shm; fi
+
 failed=0
 printf '%-22s %10s %8s %6s\n' harness inputs crashes hangs
 for h in "${harnesses[@]}"; do
