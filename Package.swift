@@ -7,17 +7,11 @@ import PackageDescription
 // CPU, SIMD fused multiply-adds become libm calls. LOUPE_MARCH=x86-64 (or any -march value) builds
 // for another CPU, e.g. the portable path on baseline x86-64.
 let march = ProcessInfo.processInfo.environment["LOUPE_MARCH"] ?? "native"
-// Every target that reads outside data (Formats, Tokenizer, Model, Transcoder, Storage, Engine, …)
-// builds with the release default -O: bounds, overflow and precondition checks stay in the shipped
-// binary, so a size a check missed traps instead of writing past a buffer.
+// Every target builds with the release default -O: bounds, overflow and precondition checks stay
+// in the shipped binary, so a size a reader's check missed traps instead of writing past a buffer.
+// Kernels included: with -Ounchecked (and unchecked exclusivity) `loupe bench forward --tokens 256`
+// was no faster (219 vs 228 tokens/s, medians of three alternated runs on a 2-core AMD EPYC, AVX2).
 let native: [SwiftSetting] = [.unsafeFlags(["-Xcc", "-march=\(march)"])]
-// Kernels alone drop them (-Ounchecked, no dynamic exclusivity checks): they read no file, every
-// size they get was checked by their callers, and each kernel is tested against its plain-loop
-// twin. `loupe bench forward` and `loupe bench kernels` measured what this buys (README, Benchmarks).
-let kernels: [SwiftSetting] = [
-    .unsafeFlags(["-Xcc", "-march=\(march)", "-enforce-exclusivity=unchecked"]),
-    .unsafeFlags(["-Ounchecked"], .when(configuration: .release)),
-]
 
 let package = Package(
     name: "Loupe",
@@ -30,7 +24,7 @@ let package = Package(
         // kernels → formats → tokenizer / model → command line.
         // CTargetISA: a header only (nothing linked) that tells Kernels which instruction set it targets.
         .systemLibrary(name: "CTargetISA", path: "Sources/CTargetISA"),
-        .target(name: "Kernels", dependencies: ["CTargetISA"], swiftSettings: kernels),
+        .target(name: "Kernels", dependencies: ["CTargetISA"], swiftSettings: native),
         .target(name: "Formats", swiftSettings: native),
         .target(name: "Tokenizer", dependencies: ["Formats"]),
         .target(name: "Model", dependencies: ["Kernels", "Formats", "Tokenizer"], swiftSettings: native),
@@ -64,7 +58,7 @@ let package = Package(
         .target(name: "FuzzReaders", dependencies: ["Formats", "Tokenizer", "Model", "Transcoder", "Storage"], path: "Tests/FuzzReaders"),
         .executableTarget(name: "loupe-fuzz", dependencies: ["FuzzReaders"], path: "Tests/Fuzz", exclude: ["Seeds", "Regressions"]),
         .testTarget(name: "FuzzTests", dependencies: ["FuzzReaders", "Formats", "Model", "Tokenizer", "Transcoder", "Storage", "LoupeTestSupport", "loupe-fuzz"]),
-        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "LoupeTestSupport"], swiftSettings: kernels),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "LoupeTestSupport"], swiftSettings: native),
         .testTarget(name: "FormatsTests", dependencies: ["Formats"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "Formats", "LoupeTestSupport"],
                     resources: [.copy("Golden")]),
