@@ -88,11 +88,14 @@ public final class GGUFFile: @unchecked Sendable {
         guard version == 2 || version == 3 else { throw FormatError.unsupportedVersion(file: path, version: version) }
         let tensorCount = try c.readCount("tensor count", minElementSize: 24)
         let kvCount = try c.readCount("metadata count", minElementSize: 12)
+        for (what, n) in [("tensor count", tensorCount), ("metadata count", kvCount)] where n > Limits.ggufEntries {
+            throw FormatError.tooLarge(file: path, field: what, value: "\(n)", limit: "\(Limits.ggufEntries)")
+        }
 
         var metadata: [String: GGUFValue] = [:]
         var keys: [String] = []
         for i in 0..<kvCount {
-            let key = try Self.readString(&c, what: "metadata key #\(i)")
+            let key = try Self.readString(&c, what: "metadata key #\(i)", limit: Limits.keyBytes)
             let type = try c.read(UInt32.self, "type of '\(key)'")
             let value = try Self.readValue(&c, type: type, key: key)
             guard metadata.updateValue(value, forKey: key) == nil else { throw FormatError.duplicateKey(file: path, key: key) }
@@ -101,13 +104,20 @@ public final class GGUFFile: @unchecked Sendable {
         self.metadata = metadata
         self.keys = keys
 
-        let alignment = metadata["general.alignment"]?.int ?? 32
-        guard alignment > 0, alignment & (alignment - 1) == 0 else { throw FormatError.badAlignment(file: path, alignment: alignment) }
+        // Absent means llama.cpp's 32; present, it must be an integer power of two (a string, a
+        // float or a u64 past Int.max is refused, not replaced by the default).
+        var alignment = 32
+        if let v = metadata["general.alignment"] {
+            guard let a = v.int, a > 0, a <= Limits.alignment, a & (a - 1) == 0 else {
+                throw FormatError.badAlignment(file: path, alignment: v.summary)
+            }
+            alignment = a
+        }
         self.alignment = alignment
 
         var raw: [(name: String, dims: [Int], type: UInt32, offset: UInt64)] = []
         for i in 0..<tensorCount {
-            let name = try Self.readString(&c, what: "tensor name #\(i)")
+            let name = try Self.readString(&c, what: "tensor name #\(i)", limit: Limits.keyBytes)
             let nDims = try c.read(UInt32.self, "dimension count of '\(name)'")
             guard nDims >= 1, nDims <= 4 else {
                 throw FormatError.badTensorShape(file: path, tensor: name, reason: "\(nDims) dimensions")
@@ -115,7 +125,7 @@ public final class GGUFFile: @unchecked Sendable {
             var dims: [Int] = []
             for d in 0..<Int(nDims) {
                 let n = try c.read(UInt64.self, "dimension \(d) of '\(name)'")
-                guard n >= 1, n < 1 << 40 else {
+                guard n >= 1, n <= UInt64(Limits.tensorDim) else {
                     throw FormatError.badTensorShape(file: path, tensor: name, reason: "dimension \(d) is \(n)")
                 }
                 dims.append(Int(n))
@@ -132,14 +142,18 @@ public final class GGUFFile: @unchecked Sendable {
             guard let type = GGMLType(rawValue: t.type), type.isSupported else {
                 throw FormatError.unsupportedTensorType(file: path, tensor: t.name, type: GGMLType(rawValue: t.type)?.name ?? "#\(t.type)")
             }
-            let count = t.dims.reduce(1) { $0.multipliedReportingOverflow(by: $1).partialValue }
-            guard count < 1 << 40, t.dims[0] % type.blockSize == 0 else {
+            guard let count = Limits.product(t.dims), count <= Limits.tensorElements else {
+                throw FormatError.badTensorShape(file: path, tensor: t.name,
+                                                 reason: "\(t.dims) is more than \(Limits.tensorElements) elements")
+            }
+            guard t.dims[0] % type.blockSize == 0 else {
                 throw FormatError.badTensorShape(file: path, tensor: t.name,
                                                  reason: "\(t.dims) does not fit \(type.name) blocks of \(type.blockSize)")
             }
+            // count ≤ 2^40 and a block is at most 34 bytes, so this cannot overflow; the end is checked.
             let bytes = count / type.blockSize * type.blockBytes
             guard t.offset % UInt64(alignment) == 0, t.offset < UInt64(file.bytes.count),
-                  dataStart + Int(t.offset) + bytes <= file.bytes.count else {
+                  let start = Limits.sum(dataStart, Int(t.offset)), let end = Limits.sum(start, bytes), end <= file.bytes.count else {
                 throw FormatError.tensorOutOfBounds(file: path, tensor: t.name, offset: dataStart + Int(min(t.offset, 1 << 50)),
                                                     bytes: bytes, available: file.bytes.count)
             }
@@ -203,8 +217,9 @@ public final class GGUFFile: @unchecked Sendable {
 
     // MARK: parsing
 
-    private static func readString(_ c: inout ByteCursor, what: String) throws -> String {
+    private static func readString(_ c: inout ByteCursor, what: String, limit: Int) throws -> String {
         let n = try c.readCount("length of \(what)")
+        guard n <= limit else { throw FormatError.tooLarge(file: c.file, field: "length of \(what)", value: "\(n)", limit: "\(limit)") }
         let raw = try c.take(n, what)
         guard let s = String(validating: raw, as: UTF8.self) else { throw FormatError.badString(file: c.file, key: what) }
         return s
@@ -225,12 +240,20 @@ public final class GGUFFile: @unchecked Sendable {
             return .bool(b == 1)
         case 8:
             let n = try c.readCount("length of '\(key)'")
+            guard n <= Limits.stringBytes else {
+                throw FormatError.tooLarge(file: c.file, field: "length of '\(key)'", value: "\(n)", limit: "\(Limits.stringBytes)")
+            }
             guard let s = String(validating: try c.take(n, key), as: UTF8.self) else { throw FormatError.badString(file: c.file, key: key) }
             return .string(s)
         case 9:
             guard depth < 4 else { throw FormatError.badValueType(file: c.file, key: key, type: type) }
             let elementType = try c.read(UInt32.self, "element type of '\(key)'")
-            let n = try c.readCount("length of '\(key)'")
+            // Each element takes at least its fixed size (a string its 8-byte length), so the count is
+            // bounded by the bytes left before anything is reserved.
+            let n = try c.readCount("length of '\(key)'", minElementSize: Self.minimumSize(of: elementType))
+            guard n <= Limits.arrayElements else {
+                throw FormatError.tooLarge(file: c.file, field: "length of '\(key)'", value: "\(n)", limit: "\(Limits.arrayElements)")
+            }
             var values: [GGUFValue] = []
             values.reserveCapacity(n)
             for _ in 0..<n { values.append(try readValue(&c, type: elementType, key: key, depth: depth + 1)) }
@@ -239,6 +262,35 @@ public final class GGUFFile: @unchecked Sendable {
         case 11: return .int64(try c.read(Int64.self, key))
         case 12: return .float64(try c.readDouble(key))
         default: throw FormatError.badValueType(file: c.file, key: key, type: type)
+        }
+    }
+}
+
+extension GGUFFile {
+    /// The fewest bytes one value of a GGUF type takes (unknown types: 1; they are refused when read).
+    static func minimumSize(of type: UInt32) -> Int {
+        switch type {
+        case 0, 1, 7: return 1
+        case 2, 3: return 2
+        case 4, 5, 6: return 4
+        case 8, 10, 11, 12: return 8
+        case 9: return 12
+        default: return 1
+        }
+    }
+}
+
+extension GGUFValue {
+    /// A short description of the value for an error message (strings cut to 40 characters).
+    public var summary: String {
+        switch self {
+        case let .string(s): return "the string \"\(s.prefix(40))\""
+        case let .array(a): return "an array of \(a.count)"
+        case let .bool(b): return "the bool \(b)"
+        case let .float32(f): return "the float \(f)"
+        case let .float64(f): return "the float \(f)"
+        case let .uint64(v): return "\(v)"
+        default: return int.map { "\($0)" } ?? "\(self)"
         }
     }
 }

@@ -46,6 +46,9 @@ public final class SafetensorsFile: @unchecked Sendable {
         self.path = path
         var c = ByteCursor(file.bytes, file: path)
         let n = try c.read(UInt64.self, "header length")
+        guard n <= UInt64(Limits.safetensorsHeader) else {
+            throw FormatError.tooLarge(file: path, field: "header length", value: "\(n)", limit: "\(Limits.safetensorsHeader)")
+        }
         guard n <= UInt64(file.bytes.count - 8) else { throw FormatError.truncated(file: path, reading: "header of \(n) bytes") }
         let headerBytes = try c.take(Int(n), "header")
         let dataStart = 8 + Int(n)
@@ -62,21 +65,25 @@ public final class SafetensorsFile: @unchecked Sendable {
                 continue
             }
             guard let t = value as? [String: Any], let dtypeName = t["dtype"] as? String,
-                  let shape = (t["shape"] as? [Any])?.compactMap({ ($0 as? NSNumber)?.intValue }),
-                  let offsets = (t["data_offsets"] as? [Any])?.compactMap({ ($0 as? NSNumber)?.intValue }),
-                  offsets.count == 2, shape.count == (t["shape"] as? [Any])?.count else {
+                  let rawShape = t["shape"] as? [Any], let rawOffsets = t["data_offsets"] as? [Any] else {
                 throw FormatError.badHeader(file: path, reason: "tensor '\(name)' lacks dtype, shape or data_offsets")
+            }
+            // Every number must be an exact non-negative integer: 32.9 or 2^70 is refused, never rounded or wrapped.
+            let shape = rawShape.compactMap(Self.exactInt), offsets = rawOffsets.compactMap(Self.exactInt)
+            guard shape.count == rawShape.count, shape.count <= 8, offsets.count == 2, rawOffsets.count == 2 else {
+                throw FormatError.badHeader(file: path, reason: "tensor '\(name)': shape and data_offsets must be non-negative integers (two offsets)")
             }
             guard let dtype = DType(rawValue: dtypeName) else {
                 throw FormatError.unsupportedTensorType(file: path, tensor: name, type: dtypeName)
             }
-            guard shape.allSatisfy({ $0 >= 0 && $0 < 1 << 40 }) else {
-                throw FormatError.badTensorShape(file: path, tensor: name, reason: "\(shape)")
+            guard shape.allSatisfy({ $0 <= Limits.tensorDim }), let count = Limits.product(shape), count <= Limits.tensorElements else {
+                throw FormatError.badTensorShape(file: path, tensor: name, reason: "\(shape) is more than \(Limits.tensorElements) elements")
             }
-            let bytes = shape.reduce(dtype.size, *)
+            let bytes = count * dtype.size
             let (begin, end) = (offsets[0], offsets[1])
-            guard begin >= 0, end >= begin, end <= available else {
-                throw FormatError.tensorOutOfBounds(file: path, tensor: name, offset: dataStart + begin, bytes: end - begin, available: file.bytes.count)
+            guard end >= begin, end <= available else {
+                throw FormatError.tensorOutOfBounds(file: path, tensor: name, offset: dataStart + min(begin, available), bytes: bytes,
+                                                    available: file.bytes.count)
             }
             guard end - begin == bytes else {
                 throw FormatError.badTensorShape(file: path, tensor: name, reason: "\(shape) of \(dtypeName) needs \(bytes) bytes, data_offsets give \(end - begin)")
@@ -85,6 +92,15 @@ public final class SafetensorsFile: @unchecked Sendable {
         }
         self.metadata = metadata
         self.tensors = tensors
+    }
+
+    /// A JSON number that is an exact integer in 0..<2^63 (not 32.9, not -1, not 2^70).
+    static func exactInt(_ value: Any) -> Int? {
+        guard let n = value as? NSNumber else { return nil }
+        let d = n.doubleValue
+        guard d >= 0, d < 0x1p63, d.rounded(.towardZero) == d else { return nil }
+        let i = n.int64Value
+        return i >= 0 ? Int(i) : nil
     }
 
     public func data(of info: TensorInfo) -> UnsafeRawBufferPointer {

@@ -18,6 +18,7 @@ enum ExplanationCommands {
         if delphi != nil && sub != "export" { throw UserError("explanations \(sub): --delphi belongs to export") }
         let manifest = try ws.load()
         let store = try ExplanationStore(workspace: ws)
+        if let warning = store.warning { Console.error(warning) }
         switch sub {
         case "show":
             guard rest.count == 1, let latent = Int(rest[0]) else { throw UserError("explanations show: give one latent id") }

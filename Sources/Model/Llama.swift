@@ -26,14 +26,18 @@ public final class LlamaModel: @unchecked Sendable {
     public let weights: LlamaWeights
     /// Tokens per chunk of a forward pass (the GEMMs' m); longer inputs run in several chunks.
     public let batch: Int
-    private let rope: RopeTable
+    /// RoPE angles for the positions runs have needed so far: `Limits.ropePositionsAtLoad` (or the
+    /// context, if shorter) at load, grown by `check` when a run reaches past it — never sized from
+    /// `context_length` alone, which a damaged file can set to anything up to `Limits.contextLength`.
+    private var rope: RopeTable
     private let state: RunState
 
     public init(config: LlamaConfig, weights: LlamaWeights, batch: Int = 256) {
         self.config = config
         self.weights = weights
         self.batch = batch
-        rope = RopeTable(headDim: config.headDim, base: Double(config.ropeBase), maxPositions: config.contextLength)
+        rope = RopeTable(headDim: config.headDim, base: Double(config.ropeBase),
+                         maxPositions: min(config.contextLength, Limits.ropePositionsAtLoad))
         state = RunState(config: config, batch: batch)
     }
 
@@ -189,8 +193,13 @@ public final class LlamaModel: @unchecked Sendable {
             if let bad = tokens.first(where: { $0 < 0 || $0 >= config.vocabSize }) {
                 throw ModelError.tokenOutOfRange(id: bad, vocabSize: config.vocabSize)
             }
-            guard cache.length + tokens.count <= cache.capacity else {
-                throw ModelError.contextFull(needed: cache.length + tokens.count, capacity: cache.capacity)
+            let needed = cache.length + tokens.count
+            guard needed <= min(cache.capacity, config.contextLength) else {
+                throw ModelError.contextFull(needed: needed, capacity: min(cache.capacity, config.contextLength))
+            }
+            if needed > rope.maxPositions {
+                rope = RopeTable(headDim: config.headDim, base: Double(config.ropeBase),
+                                 maxPositions: min(config.contextLength, max(needed, 2 * rope.maxPositions)))
             }
         }
     }

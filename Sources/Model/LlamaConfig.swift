@@ -52,12 +52,21 @@ public struct LlamaConfig: Equatable, Sendable {
     /// Shapes that the rest of the engine relies on.
     public func check(file: String) throws {
         func bad(_ key: String, _ why: String) -> FormatError { .wrongValueType(file: file, key: key, expected: why) }
+        // Limits first, so no size below is computed from a value no real model has.
+        for (key, value, limit) in [("llama.block_count", layers, Limits.layers), ("llama.embedding_length", dim, Limits.modelDim),
+                                    ("llama.feed_forward_length", ffnDim, Limits.ffnDim), ("llama.attention.head_count", heads, Limits.heads),
+                                    ("llama.attention.head_count_kv", kvHeads, Limits.heads), ("llama.vocab_size", vocabSize, Limits.vocabSize),
+                                    ("llama.context_length", contextLength, Limits.contextLength)] where value > limit {
+            throw bad(key, "at most \(limit) (found \(value))")
+        }
         guard layers >= 1 else { throw bad("llama.block_count", "at least 1") }
         guard dim >= 1, heads >= 1, dim % heads == 0 else { throw bad("llama.embedding_length", "a multiple of the head count \(heads)") }
         guard headDim % 2 == 0 else { throw bad("llama.attention.head_count", "giving an even head size (RoPE rotates pairs)") }
         guard kvHeads >= 1, heads % kvHeads == 0 else { throw bad("llama.attention.head_count_kv", "a divisor of the head count \(heads)") }
         guard ffnDim >= 1 else { throw bad("llama.feed_forward_length", "at least 1") }
-        guard vocabSize >= 1, contextLength >= 1 else { throw bad("llama.vocab_size", "at least 1") }
-        guard normEps > 0, ropeBase > 0 else { throw bad("llama.attention.layer_norm_rms_epsilon", "positive") }
+        guard vocabSize >= 1 else { throw bad("llama.vocab_size", "at least 1") }
+        guard contextLength >= 1 else { throw bad("llama.context_length", "at least 1") }
+        guard normEps > 0, normEps.isFinite else { throw bad("llama.attention.layer_norm_rms_epsilon", "positive") }
+        guard ropeBase > 0, ropeBase.isFinite else { throw bad("llama.rope.freq_base", "positive") }
     }
 }

@@ -43,17 +43,22 @@ public struct LlamaWeights: @unchecked Sendable {
             throw FormatError.missingTensor(file: f.path, tensor: name)
         }
         // Check every shape before the (parallel) loading starts, so errors are reported cleanly.
-        var expected: [(String, [Int])] = [("token_embd.weight", [d, c.vocabSize]), ("output_norm.weight", [d])]
-        if f.tensor("output.weight") != nil { expected.append(("output.weight", [d, c.vocabSize])) }
-        for l in 0..<c.layers {
-            let p = "blk.\(l)."
-            expected += [(p + "attn_norm.weight", [d]), (p + "attn_q.weight", [d, d]), (p + "attn_k.weight", [d, kv]),
-                         (p + "attn_v.weight", [d, kv]), (p + "attn_output.weight", [d, d]), (p + "ffn_norm.weight", [d]),
-                         (p + "ffn_gate.weight", [d, ff]), (p + "ffn_up.weight", [d, ff]), (p + "ffn_down.weight", [ff, d])]
-        }
-        for (name, shape) in expected {
+        // Each is checked as it is named, never collected first: a damaged `block_count` stops at
+        // the first layer the file lacks (and is at most `Limits.layers`, checked with the config).
+        func expect(_ name: String, _ shape: [Int]) throws {
             guard let info = f.tensor(name) else { throw FormatError.missingTensor(file: f.path, tensor: name) }
             guard info.dims == shape else { throw FormatError.tensorShapeMismatch(file: f.path, tensor: name, expected: shape, found: info.dims) }
+        }
+        try expect("token_embd.weight", [d, c.vocabSize])
+        try expect("output_norm.weight", [d])
+        if f.tensor("output.weight") != nil { try expect("output.weight", [d, c.vocabSize]) }
+        for l in 0..<c.layers {
+            let p = "blk.\(l)."
+            for (name, shape) in [("attn_norm.weight", [d]), ("attn_q.weight", [d, d]), ("attn_k.weight", [d, kv]),
+                                  ("attn_v.weight", [d, kv]), ("attn_output.weight", [d, d]), ("ffn_norm.weight", [d]),
+                                  ("ffn_gate.weight", [d, ff]), ("ffn_up.weight", [d, ff]), ("ffn_down.weight", [ff, d])] {
+                try expect(p + name, shape)
+            }
         }
 
         // Shapes are checked above, so the loads below cannot fail.

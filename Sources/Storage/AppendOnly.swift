@@ -10,6 +10,11 @@ public enum AppendOnly {
     /// the file does not exist.
     public struct Tail {
         public var lines: [Data.SubSequence]
+        /// Per line, its 0-based number among the lines read (blank ones counted), so a reader can
+        /// name the line of the file a damaged one is on.
+        public var numbers: [Int] = []
+        /// Lines read, blank ones included (what the next read's numbers continue from).
+        public var lineCount = 0
         public var end: UInt64
         public var restart: Bool
     }
@@ -27,9 +32,10 @@ public enum AppendOnly {
             data = try handle.readToEnd() ?? Data()
         } catch { throw LogError.cannotRead(path: path, reason: error.localizedDescription) }
         guard let last = data.lastIndex(of: UInt8(ascii: "\n")) else { return Tail(lines: [], end: start, restart: restart) }
-        let lines = data[data.startIndex...last].split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true)
-            .filter { !$0.allSatisfy { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D } }
-        return Tail(lines: lines, end: start + UInt64(last - data.startIndex + 1), restart: restart)
+        let all = data[data.startIndex..<last].split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+        let kept = all.enumerated().filter { !$0.element.allSatisfy { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D } }
+        return Tail(lines: kept.map(\.element), numbers: kept.map(\.offset), lineCount: all.count,
+                    end: start + UInt64(last - data.startIndex + 1), restart: restart)
     }
 
     /// The whole of `bytes` written to `fd`, retrying short writes and EINTR, so one record is one

@@ -1,4 +1,5 @@
 import Foundation
+import Formats
 import Tokenizer
 
 /// A corpus cut into fixed token windows, with a held-out split that training never sees.
@@ -84,8 +85,11 @@ public struct Corpus: Sendable {
     }
 
     public static func load(from directory: URL) throws -> (Corpus, CorpusMeta) {
-        let meta = try JSONFile.read(CorpusMeta.self, from: directory.appendingPathComponent("corpus.json"))
+        let metaURL = directory.appendingPathComponent("corpus.json")
+        let meta = try JSONFile.read(CorpusMeta.self, from: metaURL)
+        try meta.check(path: metaURL.path)
         let url = directory.appendingPathComponent("tokens.bin")
+        // tokens ≤ Limits.corpusTokens (checked above), so tokens × 4 cannot wrap.
         guard let data = FileManager.default.contents(atPath: url.path), data.count == meta.tokens * 4 else {
             throw WorkspaceError.badCorpusTokens(path: url.path, tokens: meta.tokens)
         }
@@ -108,5 +112,17 @@ public struct CorpusMeta: Codable, Equatable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case sources, windowLength = "window_length", heldOutEvery = "held_out_every", windows, tokens
+    }
+
+    /// Every field within what `Corpus` needs (a window length and held-out stride to divide by,
+    /// a token count whose byte size cannot wrap, windows × length = tokens), before anything is read.
+    public func check(path: String) throws {
+        func bad(_ field: String, _ reason: String) -> WorkspaceError { .badField(path: path, field: field, reason: reason) }
+        guard (1...Limits.windowLength).contains(windowLength) else { throw bad("window_length", "is \(windowLength), expected 1…\(Limits.windowLength)") }
+        guard heldOutEvery >= 1 else { throw bad("held_out_every", "is \(heldOutEvery), expected at least 1") }
+        guard (0...Limits.corpusTokens).contains(tokens) else { throw bad("tokens", "is \(tokens), expected 0…\(Limits.corpusTokens)") }
+        guard tokens % windowLength == 0, windows == tokens / windowLength else {
+            throw bad("windows", "is \(windows), but \(tokens) tokens make \(tokens / windowLength) windows of \(windowLength)")
+        }
     }
 }

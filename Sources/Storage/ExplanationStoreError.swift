@@ -41,7 +41,7 @@ public enum ExplanationStoreError: Error, Equatable, CustomStringConvertible {
         case let .noVersion(latent, id): return "latent \(latent) has no explanation version \(id)"
         case let .noLatent(latent, count, file, key):
             let prefix = (file.map { $0 + (key.map { ": key \"\($0)\"" } ?? "") + ": " }) ?? ""
-            return prefix + "latent \(latent) does not exist" + (count.map { " (this workspace has latents 0…\($0 - 1))" } ?? "")
+            return prefix + "latent \(latent) does not exist" + (count.map { $0 > 0 ? " (this workspace has latents 0…\($0 - 1))" : " (this workspace has no latents)" } ?? "")
         case let .unreadable(path): return "cannot read \(path)"
         case let .unreadableFolder(path): return "cannot read the folder \(path)"
         case let .notLatentTexts(path, reason): return "\(path) is not a JSON object of latent ids to explanation texts: \(reason)"

@@ -7,7 +7,9 @@ import Foundation
 ///
 ///     {"id":7,"latent":42,"text":"the word \"the\" after a comma","source":"user","time":"2025-06-01T12:00:00.123Z"}
 ///
-///     id       global sequence number, 1-based, strictly increasing down the file
+///     id       the version's number, unique in the file: each save takes the largest id in the
+///              file + 1 (so ids increase down an undamaged file, and a later save never reuses
+///              one even after a damaged line); at most 2^53
 ///     latent   the latent's index in the workspace's transcoder
 ///     text     the explanation (trimmed); "" records that the explanation was cleared
 ///     source   who wrote it: "user", "import", "revert", "lexical", "llm", …
@@ -19,8 +21,14 @@ import Foundation
 /// moment can only leave the last line torn — unterminated — which reading ignores; before the
 /// next append the file is ended with "\n", so the torn bytes become a line of their own and never
 /// merge into a good one: skipped and counted in `skippedLines` (or, if the crash fell just before
-/// the newline, a whole version, read like any other). Other unparsable lines and lines whose id
-/// does not increase are skipped and counted too.
+/// the newline, a whole version, read like any other).
+///
+/// Versions are ordered by their place in the file (the file is only ever appended to, so that is
+/// the order they were saved in), not by id. A damaged line — unparsable, an id outside 1…2^53, a
+/// negative latent, or an id an earlier line already has — is skipped on its own: it never hides
+/// the lines after it (a single id corrupted from 2 to 900 costs that one version at most, and
+/// keeps it if the rest of the line is whole). The first damaged line is named in `warning`,
+/// which the command line prints once.
 ///
 /// Interchange formats:
 ///
@@ -95,6 +103,11 @@ public final class ExplanationStore: @unchecked Sendable {
     /// Bytes of the log read so far: up to and including its last "\n".
     private var consumed: UInt64 = 0
     private var skipped = 0
+    /// 1-based numbers of the damaged lines (the first few), lines of the file read so far, ids in use.
+    private var damaged: [Int] = []
+    private var linesRead = 0
+    private var ids = Set<Int>()
+    private var maxIDRead = 0
 
     /// Opens the store of a workspace (latent ids are checked against its manifest, if built).
     public convenience init(workspace: Workspace) throws {
@@ -111,6 +124,18 @@ public final class ExplanationStore: @unchecked Sendable {
 
     /// Lines of the log that could not be read and were skipped.
     public var skippedLines: Int { lock.withLock { skipped } }
+
+    /// 1-based line numbers of the first damaged lines (at most 10), in file order.
+    public var damagedLines: [Int] { lock.withLock { damaged } }
+
+    /// One line naming the first damaged line of the log, or nil when every line was read.
+    public var warning: String? {
+        lock.withLock {
+            guard let first = damaged.first else { return nil }
+            let more = skipped > 1 ? " and \(skipped - 1) more" : ""
+            return "\(logURL.path): line \(first)\(more) damaged and skipped; every other line was read (fix or delete the line to silence this)"
+        }
+    }
 
     /// Reads lines other processes have appended since the store was opened.
     public func refresh() throws { try lock.withLock { try readNewLines() } }
@@ -333,10 +358,16 @@ public final class ExplanationStore: @unchecked Sendable {
             try readNewLines()
         }
         let now = LogTime.now()
-        var id = (versions.last?.id ?? 0) + 1
+        // The largest id in the file + 1: fresh even when a damaged line carries a larger id than
+        // the lines after it. Ids stop at 2^53, so the next one never wraps.
+        var id = maxIDRead + 1
+        guard id + entries.count - 1 <= Self.maxID else { throw LogError.idsExhausted(path: path) }
+        var written: [ExplanationVersion] = []
         var bytes: [UInt8] = []
         for e in entries {
-            bytes += Array(ExplanationVersion(id: id, latent: e.latent, text: e.text, source: e.source, time: now).logLine.utf8)
+            let v = ExplanationVersion(id: id, latent: e.latent, text: e.text, source: e.source, time: now)
+            written.append(v)
+            bytes += Array(v.logLine.utf8)
             id += 1
         }
         try AppendOnly.writeAll(fd, bytes, path: path)
@@ -345,12 +376,15 @@ public final class ExplanationStore: @unchecked Sendable {
             let dfd = open(directory.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
             if dfd >= 0 { _ = fsync(dfd); close(dfd) }
         }
+        // Acknowledged only once read back from the file as written.
         let before = versions.count
         try readNewLines()
-        guard versions.count - before == entries.count else {
+        let read = Array(versions[before...])
+        guard read.count == written.count,
+              zip(read, written).allSatisfy({ $0.id == $1.id && $0.latent == $1.latent && $0.text == $1.text && $0.source == $1.source }) else {
             throw LogError.notReadBack(path: path)
         }
-        return Array(versions[before...])
+        return read
     }
 
     private func fileSize(_ path: String) -> UInt64 {
@@ -362,13 +396,20 @@ public final class ExplanationStore: @unchecked Sendable {
     /// for later. A file shorter than what was read (replaced or truncated) is read again from the start.
     private func readNewLines() throws {
         guard let tail = try AppendOnly.readLines(logURL.path, after: consumed) else { return }
-        if tail.restart { versions = []; byLatent = [:]; skipped = 0 }
+        if tail.restart { versions = []; byLatent = [:]; skipped = 0; damaged = []; linesRead = 0; ids = []; maxIDRead = 0 }
         consumed = tail.end
-        for parsed in Self.decode(tail.lines) {
-            guard let v = parsed, v.id > (versions.last?.id ?? 0), v.id <= Self.maxID, v.latent >= 0 else { skipped += 1; continue }
+        for (parsed, number) in zip(Self.decode(tail.lines), tail.numbers) {
+            // Each line stands alone: a damaged one is skipped without affecting those after it.
+            guard let v = parsed, (1...Self.maxID).contains(v.id), v.latent >= 0, ids.insert(v.id).inserted else {
+                skipped += 1
+                if damaged.count < 10 { damaged.append(linesRead + number + 1) }
+                continue
+            }
+            maxIDRead = max(maxIDRead, v.id)
             byLatent[v.latent, default: []].append(versions.count)
             versions.append(v)
         }
+        linesRead += tail.lineCount
     }
 
     /// Decodes lines, all at once as one JSON array when every line is good, else one by one.

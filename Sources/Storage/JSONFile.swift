@@ -14,7 +14,25 @@ public enum JSONFile {
             throw WorkspaceError.unreadable(path: url.path)
         }
         do { return try JSONDecoder().decode(T.self, from: data) } catch {
-            throw WorkspaceError.invalidJSON(path: url.path, reason: "\(error)")
+            throw WorkspaceError.invalidJSON(path: url.path, reason: reason(error))
+        }
+    }
+
+    /// One line saying what a decoding error is and where: "field 'k': expected Int", not the
+    /// multi-field dump `"\(error)"` prints.
+    public static func reason(_ error: Error) -> String {
+        func at(_ c: DecodingError.Context) -> String {
+            let path = c.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+            return path.isEmpty ? "" : "field '\(path)': "
+        }
+        switch error {
+        case let DecodingError.keyNotFound(key, c): return at(c) + "required field '\(key.stringValue)' is missing"
+        case let DecodingError.typeMismatch(type, c): return at(c) + "expected \(type)"
+        case let DecodingError.valueNotFound(type, c): return at(c) + "expected \(type), found null"
+        case let DecodingError.dataCorrupted(c):
+            let detail = (c.underlyingError as NSError?)?.localizedDescription ?? c.debugDescription
+            return at(c) + String(detail.prefix(120)).replacingOccurrences(of: "\n", with: " ")
+        default: return String("\(error)".prefix(120)).replacingOccurrences(of: "\n", with: " ")
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Formats
 import Kernels
 
 /// What every latent does on the corpus: statistics, example windows, logit effects, neighbours.
@@ -37,6 +38,27 @@ public struct CacheManifest: Codable, Equatable, Sendable {
     enum CodingKeys: String, CodingKey {
         case formatVersion = "format_version", latents, k, blockSize = "block_size", displayLength = "display_length",
              histogramBins = "histogram_bins", quantiles, trainTokens = "train_tokens", randomPool = "random_pool", files
+    }
+
+    /// Every size within `Limits` and consistent with the others (one block file per `block_size`
+    /// latents; `k` and `block_size` are divisors), before a record is read or a buffer sized by them.
+    public func check(path: String) throws {
+        func bad(_ field: String, _ reason: String) -> WorkspaceError { .badField(path: path, field: field, reason: reason) }
+        func within(_ field: String, _ v: Int, _ r: ClosedRange<Int>) throws {
+            guard r.contains(v) else { throw bad(field, "is \(v), expected \(r.lowerBound)…\(r.upperBound)") }
+        }
+        guard formatVersion == 1 else { throw bad("format_version", "is \(formatVersion), expected 1") }
+        try within("latents", latents, 1...Limits.latents)
+        try within("k", k, 1...min(latents, Limits.topK))
+        try within("block_size", blockSize, 1...Limits.latents)
+        try within("display_length", displayLength, 1...Limits.displayLength)
+        try within("histogram_bins", histogramBins, 0...Limits.recordBins)
+        try within("quantiles", quantiles, 0...Limits.recordBins)
+        try within("train_tokens", trainTokens, 0...Limits.corpusTokens)
+        let blocks = (latents + blockSize - 1) / blockSize
+        guard files.count == blocks else { throw bad("files", "lists \(files.count) files, but \(latents) latents in blocks of \(blockSize) need \(blocks)") }
+        if let f = files.first(where: { $0.isEmpty || $0.contains("/") || $0 == ".." }) { throw bad("files", "names '\(f)', which is not a file in the cache folder") }
+        guard randomPool.allSatisfy({ $0.count == 2 && $0[0] >= 0 && $0[1] >= 0 }) else { throw bad("random_pool", "holds an entry that is not two non-negative integers") }
     }
 }
 
@@ -157,7 +179,9 @@ public struct LatentCache: Sendable {
 
     public init(directory: URL) throws {
         self.directory = directory
-        manifest = try JSONFile.read(CacheManifest.self, from: directory.appendingPathComponent(Self.manifestName))
+        let url = directory.appendingPathComponent(Self.manifestName)
+        manifest = try JSONFile.read(CacheManifest.self, from: url)
+        try manifest.check(path: url.path)
     }
 
     /// The record of one latent (reads its block file).

@@ -11,6 +11,8 @@ public enum LogError: Error, Equatable, CustomStringConvertible {
     case cannotRead(path: String, reason: String?)
     /// The log did not hold, after an append, what was appended.
     case notReadBack(path: String)
+    /// Every id up to 2^53 is taken (only a damaged line can claim one that large).
+    case idsExhausted(path: String)
 
     public var description: String {
         switch self {
@@ -21,6 +23,7 @@ public enum LogError: Error, Equatable, CustomStringConvertible {
         case let .cannotStat(path): return "cannot stat \(path)"
         case let .cannotRead(path, reason?): return "cannot read \(path): \(reason)"
         case let .cannotRead(path, nil): return "cannot read \(path)"
+        case let .idsExhausted(path): return "\(path): a line claims the largest id (2^53), so no new one is left; delete that damaged line"
         case let .notReadBack(path): return "\(path) did not read back as written; it may have been changed by another program"
         }
     }

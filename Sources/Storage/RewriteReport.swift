@@ -216,7 +216,7 @@ public struct RewriteReport: Codable, Equatable, Sendable {
         let url = url(workspace)
         guard let data = FileManager.default.contents(atPath: url.path) else { return nil }
         do { return try decoder.decode(RewriteReport.self, from: data) } catch {
-            throw WorkspaceError.unreadableRewriteReport(path: url.path, reason: "\(error)")
+            throw WorkspaceError.unreadableRewriteReport(path: url.path, reason: JSONFile.reason(error))
         }
     }
 

@@ -63,11 +63,18 @@ public enum WorkspaceError: Error, Equatable, CustomStringConvertible {
     /// A stored rewrite report that does not decode.
     case unreadableRewriteReport(path: String, reason: String)
 
+    // MARK: any workspace file
+    /// A field of a workspace file outside what it can be (a size past `Limits`, 0 where a divisor
+    /// is needed, a count that disagrees with another field or the bytes present).
+    case badField(path: String, field: String, reason: String)
+
     public var description: String {
         switch self {
         case .noWorkspace(let path): return "no workspace at \(path); build one with `loupe build --workspace \(path)`"
         case .noCache(let path): return "the workspace at \(path) has no latent cache yet; finish it with `loupe build --workspace \(path)`"
-        case .noLatent(let latent, let count): return "latent \(latent) does not exist (this workspace has latents 0…\(count - 1))"
+        case .noLatent(let latent, let count):
+            return count > 0 ? "latent \(latent) does not exist (this workspace has latents 0…\(count - 1))"
+                             : "latent \(latent) does not exist (this workspace has no latents)"
         case let .unreadable(path): return "cannot read \(path)"
         case let .invalidJSON(path, reason): return "\(path) is not valid: \(reason)"
         case let .unreadableCorpus(path): return "cannot read corpus file \(path)"
@@ -93,6 +100,8 @@ public enum WorkspaceError: Error, Equatable, CustomStringConvertible {
         case let .heldOutLatentOutOfRange(latent, count):
             return "held-out codes name latent \(latent), but the cache has \(count); run `loupe cache` again"
         case let .badHeldOutIndex(path, reason): return "\(path) \(reason); delete it and it is rebuilt"
+        case let .badField(path, field, reason):
+            return "\(path): field '\(field)' \(reason); the file is damaged — run `loupe build` again to rewrite it"
         case let .unreadableRewriteReport(path, reason): return "\(path) cannot be read (\(reason)); run `loupe rewrite` again to rewrite it"
         }
     }

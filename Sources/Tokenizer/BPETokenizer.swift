@@ -6,8 +6,9 @@ public struct TokenizerError: Error, Equatable, CustomStringConvertible {
     /// What is wrong, in a sentence a user can act on.
     public let message: String
 
-    /// Makes an error carrying `message`.
-    public init(_ message: String) { self.message = message }
+    /// Makes an error carrying `message`, cut to 400 characters: it may quote tokens or merges from
+    /// a damaged file, which can be megabytes long.
+    public init(_ message: String) { self.message = message.count <= 400 ? message : message.prefix(400) + "…" }
 
     public var description: String { message }
 }
@@ -51,7 +52,9 @@ public final class BPETokenizer: @unchecked Sendable {
     public init(tokens: [String], tokenTypes: [Int], merges: [String], preTokenizer: String,
                 bosId: Int?, eosId: Int?, addBOS: Bool) throws {
         guard !tokens.isEmpty else { throw TokenizerError("the vocabulary is empty") }
-        guard tokens.count < Int(Int32.max) else { throw TokenizerError("the vocabulary has \(tokens.count) tokens, too many") }
+        guard tokens.count <= Limits.vocabSize else {
+            throw TokenizerError("the vocabulary has \(tokens.count) tokens, more than the limit \(Limits.vocabSize)")
+        }
         guard tokenTypes.count == tokens.count else {
             throw TokenizerError("there are \(tokens.count) tokens but \(tokenTypes.count) token types")
         }

@@ -44,6 +44,11 @@ extension TranscoderTrainer {
     /// A trainer continuing from a `saveState` directory; its next step matches the original's bit for bit.
     public static func resume(directory: String) throws -> TranscoderTrainer {
         let transcoder = try Transcoder.load(directory: directory)
+        guard transcoder.config.transcode else {
+            // TranscoderTrainer's precondition, checked here so a damaged cfg.json is an error, not a trap.
+            throw TranscoderError.badConfig(file: (directory as NSString).appendingPathComponent("cfg.json"), key: "transcode",
+                                            reason: "must be true for a trainer's state (Loupe trains transcoders)")
+        }
         let path = (directory as NSString).appendingPathComponent("trainer.json")
         guard let data = FileManager.default.contents(atPath: path) else {
             throw TranscoderError.badConfig(file: path, key: nil, reason: "cannot read the file")

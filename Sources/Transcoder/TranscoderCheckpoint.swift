@@ -19,11 +19,19 @@ extension Transcoder {
         }
         let path = (directory as NSString).appendingPathComponent("sae.safetensors")
         let file = try SafetensorsFile(path: path)
-        let t = Transcoder(config: cfg, seed: 0)
-        let params = t.namedParameters
-        for name in file.tensors.keys.sorted() where !params.contains(where: { $0.name == name }) {
+        // Every tensor the configuration calls for is compared with the file (name, shape, dtype)
+        // before `Transcoder(config:)` allocates M × d_in floats twice: a cfg.json claiming 100,000 ×
+        // 100,000 beside a small file is an error naming the tensor, not a 40 GB allocation.
+        let expected = cfg.parameterShapes
+        for name in file.tensors.keys.sorted() where !expected.contains(where: { $0.name == name }) {
             throw TranscoderError.unexpectedTensor(file: path, tensor: name)
         }
+        for (name, shape) in expected {
+            guard let info = file.tensors[name] else { throw FormatError.missingTensor(file: path, tensor: name) }
+            guard info.shape == shape else { throw FormatError.tensorShapeMismatch(file: path, tensor: name, expected: shape, found: info.shape) }
+        }
+        let t = Transcoder(config: cfg, seed: 0)
+        let params = t.namedParameters
         for p in params {
             let values = try file.floats(p.name, shape: p.shape)
             values.withUnsafeBufferPointer { p.buffer.pointer.update(from: $0.baseAddress!, count: values.count) }

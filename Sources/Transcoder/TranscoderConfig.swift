@@ -1,4 +1,5 @@
 import Foundation
+import Formats
 
 /// A sparse coder's `cfg.json`, field for field as EleutherAI sparsify writes it
 /// (`SparseCoderConfig.to_dict()` plus `"d_in"`, see sparsify/sparse_coder.py `save_to_disk`).
@@ -67,14 +68,31 @@ public struct TranscoderConfig: Codable, Equatable, Sendable {
     }
 
     /// The resolved number of latents M: `numLatents`, or `dIn * expansionFactor` when that is 0.
-    public var latents: Int { numLatents > 0 ? numLatents : dIn * expansionFactor }
+    /// Only meaningful once `problem()` is nil (which checks that the product neither overflows nor
+    /// passes `Limits.latents`); before that it is 0 for a product that overflows.
+    public var latents: Int { numLatents > 0 ? numLatents : (Limits.product(dIn, expansionFactor) ?? 0) }
+
+    /// The parameter tensors and their shapes (row-major) this configuration calls for, as
+    /// sparsify names them; `Transcoder.load` compares the file's tensors with these before
+    /// allocating anything. Valid once `problem()` is nil.
+    public var parameterShapes: [(name: String, shape: [Int])] {
+        let (m, d) = (latents, dIn)
+        var list = [("encoder.weight", [m, d]), ("encoder.bias", [m]), ("W_dec", [m, d]), ("b_dec", [d])]
+        if skipConnection { list.append(("W_skip", [d, d])) }
+        return list
+    }
 
     /// The first thing wrong with the configuration as (key, reason), or nil when it is usable.
     public func problem() -> (key: String, reason: String)? {
-        if dIn <= 0 { return ("d_in", "must be positive, got \(dIn)") }
-        if numLatents < 0 { return ("num_latents", "must be ≥ 0, got \(numLatents)") }
-        if numLatents == 0 && expansionFactor <= 0 { return ("expansion_factor", "must be positive when num_latents is 0, got \(expansionFactor)") }
-        if k <= 0 || k > latents { return ("k", "must be in 1...\(latents), got \(k)") }
+        // Limits (Formats/Limits.swift) before any product, so nothing below can overflow.
+        if dIn <= 0 || dIn > Limits.modelDim { return ("d_in", "must be in 1...\(Limits.modelDim), got \(dIn)") }
+        if numLatents < 0 || numLatents > Limits.latents { return ("num_latents", "must be in 0...\(Limits.latents), got \(numLatents)") }
+        if numLatents == 0 {
+            guard expansionFactor > 0, let m = Limits.product(dIn, expansionFactor), m <= Limits.latents else {
+                return ("expansion_factor", "must be positive with d_in × expansion_factor ≤ \(Limits.latents) when num_latents is 0, got \(expansionFactor)")
+            }
+        }
+        if k <= 0 || k > min(latents, Limits.topK) { return ("k", "must be in 1...\(min(latents, Limits.topK)), got \(k)") }
         switch activation {
         case "topk": break
         case "groupmax": if latents % k != 0 { return ("activation", "groupmax needs num_latents (\(latents)) divisible by k (\(k))") }

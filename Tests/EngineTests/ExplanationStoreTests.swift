@@ -150,7 +150,7 @@ final class ExplanationStoreTests: XCTestCase {
         try store.save(latent: 1, text: "b")
         var lines = try rawLines().filter { !$0.isEmpty }
         lines.insert("not json at all", at: 1)
-        lines.append(lines[0])  // id 1 again: not increasing
+        lines.append(lines[0])  // id 1 again: a repeated id is a damaged line
         lines.append("")
         try (lines.joined(separator: "\n") + "\n").write(to: logURL, atomically: true, encoding: .utf8)
         let reopened = try ExplanationStore(directory: logDir)
@@ -170,6 +170,52 @@ final class ExplanationStoreTests: XCTestCase {
         let saved = try reopened.save(latent: 1, text: "b")
         XCTAssertEqual(saved.id, 2, "the next id follows the last good one")
         XCTAssertEqual(try ExplanationStore(directory: logDir).history(1).map(\.text), ["a", "b"], "and reads back")
+    }
+
+    /// One id corrupted from 2 to 900 (issue 15: it hid every later version, 18 of 20 vanished from
+    /// `show` and `export` wrote 2): every line is still read, in file order, nothing is skipped, and
+    /// the next save takes an id past the largest (901), so it is fresh and reads back.
+    func testOneCorruptedIdHidesNoLaterVersion() throws {
+        let store = try ExplanationStore(directory: logDir)
+        for i in 0..<20 { try store.save(latent: i % 5, text: "version \(i)") }
+        var lines = try rawLines().filter { !$0.isEmpty }
+        XCTAssertTrue(lines[1].hasPrefix(#"{"id":2,"#))
+        lines[1] = lines[1].replacingOccurrences(of: #"{"id":2,"#, with: #"{"id":900,"#)
+        try (lines.joined(separator: "\n") + "\n").write(to: logURL, atomically: true, encoding: .utf8)
+
+        let reopened = try ExplanationStore(directory: logDir)
+        XCTAssertEqual(reopened.skippedLines, 0)
+        XCTAssertNil(reopened.warning)
+        for latent in 0..<5 {
+            XCTAssertEqual(reopened.history(latent).map(\.text), stride(from: latent, to: 20, by: 5).map { "version \($0)" })
+        }
+        XCTAssertEqual(reopened.history(1).first?.id, 900)
+        let exported = dir.appendingPathComponent("all.json")
+        XCTAssertEqual(try reopened.exportJSON(to: exported), 5)
+        let saved = try reopened.save(latent: 3, text: "after the damage")
+        XCTAssertEqual(saved.id, 901, "past the largest id in the file, never one already used")
+        XCTAssertEqual(try ExplanationStore(directory: logDir).current(3)?.text, "after the damage")
+    }
+
+    /// A line that does not parse, and one that repeats an earlier id, are skipped on their own: the
+    /// versions after them stay; the first damaged line is named (1-based) in the one-line warning.
+    func testDamagedLinesAreNamedAndLaterLinesKept() throws {
+        let store = try ExplanationStore(directory: logDir)
+        for i in 0..<6 { try store.save(latent: 7, text: "v\(i)") }
+        var lines = try rawLines().filter { !$0.isEmpty }
+        lines[2] = "{\"id\":3,\"latent\":7,\"te\u{0}garbage"
+        lines[4] = lines[4].replacingOccurrences(of: #"{"id":5,"#, with: #"{"id":2,"#)
+        try (lines.joined(separator: "\n") + "\n").write(to: logURL, atomically: true, encoding: .utf8)
+
+        let reopened = try ExplanationStore(directory: logDir)
+        XCTAssertEqual(reopened.history(7).map(\.text), ["v0", "v1", "v3", "v5"])
+        XCTAssertEqual(reopened.skippedLines, 2)
+        XCTAssertEqual(reopened.damagedLines, [3, 5])
+        let warning = try XCTUnwrap(reopened.warning)
+        XCTAssertTrue(warning.contains("log.jsonl: line 3 and 1 more damaged"), warning)
+        XCTAssertFalse(warning.contains("\n"))
+        XCTAssertEqual(try reopened.save(latent: 7, text: "v6").id, 7)
+        XCTAssertEqual(try ExplanationStore(directory: logDir).history(7).map(\.text), ["v0", "v1", "v3", "v5", "v6"])
     }
 
     /// Two stores on one log (as two processes would be): each reads the other's lines before it

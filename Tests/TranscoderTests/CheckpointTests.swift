@@ -44,6 +44,23 @@ final class CheckpointTests: XCTestCase {
                                         "num_latents", "skip_connection", "transcode"])
     }
 
+    /// A trainer's state whose cfg.json says transcode=false (the trainer's precondition, which
+    /// -O keeps) is a one-line error naming the key, not a trap.
+    func testResumeOfAnAutoencoderStateIsATypedError() throws {
+        let a = TranscoderTrainer(transcoder: Transcoder(config: cfg, seed: 4), options: TrainerOptions(), totalSteps: 10)
+        let dir = temporaryPath("state-autoencoder")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try a.saveState(directory: dir)
+        let url = URL(fileURLWithPath: dir + "/cfg.json")
+        var json = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+        json["transcode"] = false
+        try JSONSerialization.data(withJSONObject: json).write(to: url)
+        XCTAssertThrowsError(try TranscoderTrainer.resume(directory: dir)) {
+            XCTAssertEqual($0 as? TranscoderError, .badConfig(file: dir + "/cfg.json", key: "transcode",
+                                                              reason: "must be true for a trainer's state (Loupe trains transcoders)"))
+        }
+    }
+
     func testResumeContinuesIdentically() throws {
         var rng = SeededRNG(seed: 3)
         let rows = 8

@@ -56,7 +56,9 @@ public final class LLMExplainer: Explainer {
         fallback = LexicalExplainer(vocabulary: vocabulary)
         stops = Set([end, tokenizer.eosId, tokenizer.id(of: "<|endoftext|>")].compactMap { $0 })
         prefix = tokenizer.encode(Self.systemText(prompt.system))
-        cache = model.makeCache()
+        // The explainer's prompts are a few thousand tokens: a cache of the model's whole context would
+        // be sized by `context_length` alone (up to 2^24 positions in a damaged file).
+        cache = model.makeCache(capacity: min(model.config.contextLength, 8192))
         guard prefix.count + 64 < cache.capacity else {
             throw ExplainerError.systemPromptTooLong(tokens: prefix.count, context: cache.capacity)
         }
