@@ -55,7 +55,7 @@ let package = Package(
         // Test-only: every reader of outside input as a harness (FuzzReaders), driven by libFuzzer
         // (loupe-fuzz built with -sanitize=fuzzer, Tests/Scripts/fuzz/run.sh) and by FuzzTests'
         // deterministic mutations; built normally, loupe-fuzz replays files through a harness.
-        .target(name: "FuzzReaders", dependencies: ["Formats", "Tokenizer", "Model", "Transcoder", "Storage"], path: "Tests/FuzzReaders"),
+        .target(name: "FuzzReaders", dependencies: ["Formats", "Tokenizer", "Model", "Transcoder", "Storage", "Engine"], path: "Tests/FuzzReaders"),
         .executableTarget(name: "loupe-fuzz", dependencies: ["FuzzReaders"], path: "Tests/Fuzz", exclude: ["Seeds", "Regressions"]),
         .testTarget(name: "FuzzTests", dependencies: ["FuzzReaders", "Formats", "Model", "Tokenizer", "Transcoder", "Storage", "LoupeTestSupport", "loupe-fuzz"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "LoupeTestSupport"], swiftSettings: native),

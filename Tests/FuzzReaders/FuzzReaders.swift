@@ -1,3 +1,4 @@
+import Engine
 import Formats
 import Foundation
 import Model
@@ -57,7 +58,7 @@ extension FuzzReader {
     /// A typed, one-line error is a rejection; anything else is a finding.
     static func judge(_ error: Error) -> Result<Outcome, Finding> {
         let typed = error is FormatError || error is TokenizerError || error is TranscoderError || error is WorkspaceError
-            || error is ExplanationStoreError || error is LogError || error is ModelError
+            || error is ExplanationStoreError || error is LogError || error is ModelError || error is SimulatorError
         let message = "\(error)"
         guard typed else { return .failure(Finding(description: "untyped error \(type(of: error)): \(visible(message).prefix(300))")) }
         let shown = visible(message)
@@ -100,8 +101,7 @@ public enum FuzzReaders {
     public static let all: [FuzzReader] = [
         gguf, tokenizer, safetensors, dictionaryConfig, corpusMeta, corpusText, cacheManifest, cacheRecords, latentIndex,
         heldOutCodes, heldOutIndex, activationShard, explanationLog, scoreStore, rewriteSimulations, rewriteReport, workspaceManifest,
-        // The OpenAI reply parser's harness goes here (issue 15, its other half): a FuzzReader whose
-        // `read` hands the bytes to the reply parser as a server's body.
+        openAIReply,
     ]
 
     public static func named(_ name: String) -> FuzzReader? { all.first { $0.name == name } }
@@ -275,6 +275,13 @@ public enum FuzzReaders {
     /// The rewrite's simulation cache (simulations.jsonl).
     static let rewriteSimulations = FuzzReader(name: "rewrite-simulations", fileName: "simulations.jsonl", setUp: none) { url in
         _ = try RewriteSimulationCache(url: url)
+    }
+
+    /// An OpenAI-compatible server's reply body (`--simulator-url`): parsed and checked as the
+    /// backend does, then the generated token's digit read as the last-token mode reads it.
+    static let openAIReply = FuzzReader(name: "openai-reply", fileName: "reply.json", setUp: none) { url in
+        let lp = try OpenAISimulator.parseReply(try Data(contentsOf: url), server: "http://fuzz")
+        _ = try OpenAISimulator.generatedReadout(lp, server: "http://fuzz")
     }
 
     /// rewrite/report.json of a workspace.

@@ -103,6 +103,7 @@ enum Seeds {
             ("rewrite-simulations", "simulations.jsonl", try fromFixture("rewrite/simulations.jsonl")),
             ("rewrite-report", "report.json", try fromFixture("rewrite/report.json")),
             ("workspace-manifest", "workspace.json", try fromFixture("workspace.json")),
+            ("openai-reply", "completion.json", Data(#"{"choices":[{"logprobs":{"tokens":["7"],"token_logprobs":[-0.12],"top_logprobs":[{"7":-0.12,"6":-2.3,"8":-3.1,"x":-4.0}]}}]}"#.utf8)),
         ]
     }
 }
@@ -218,6 +219,18 @@ enum Regressions {
             Case(harness: "cache-manifest", name: "k-string.json", input: try json(manifest, ["k": "\"2\""]), expected: "field 'k': expected Int"),
             Case(harness: "explanation-log", name: "id-2-to-900.jsonl", input: log { $0[1] = $0[1].replacingOccurrences(of: #"{"id":2,"#, with: #"{"id":900,"#) }, expected: "accepted"),
             Case(harness: "explanation-log", name: "id-int-max.jsonl", input: log { $0.insert($0[3].replacingOccurrences(of: #"{"id":4,"#, with: #"{"id":9223372036854775807,"#), at: 4) }, expected: "accepted"),
+            // OpenAI server replies (`score --simulator-url`)
+            Case(harness: "openai-reply", name: "html.json", input: Data("<html><body>\u{1B}]0;pwned\u{7}502 Bad Gateway</body></html>".utf8),
+                 expected: "it is not a completion"),
+            Case(harness: "openai-reply", name: "positive-logprob.json",
+                 input: Data(#"{"choices":[{"logprobs":{"tokens":["7"],"token_logprobs":[3.5],"top_logprobs":[{"7":3.5}]}}]}"#.utf8),
+                 expected: "log probability of 3.5"),
+            Case(harness: "openai-reply", name: "no-digits.json",
+                 input: Data(#"{"choices":[{"logprobs":{"tokens":["x"],"token_logprobs":[-0.1],"top_logprobs":[{"x":-0.1,"y":-2.0}]}}]}"#.utf8),
+                 expected: "no digit"),
+            Case(harness: "openai-reply", name: "lists-differ.json",
+                 input: Data(#"{"choices":[{"logprobs":{"tokens":["7","8"],"token_logprobs":[-0.1],"top_logprobs":[{"7":-0.1}]}}]}"#.utf8),
+                 expected: "differ in length"),
             Case(harness: "explanation-log", name: "garbage-line-3.jsonl", input: log { $0[2] = "{\"id\":3,\"lat\u{0}\u{1B}[2J" }, expected: "accepted"),
         ]
     }

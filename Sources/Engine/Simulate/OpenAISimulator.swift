@@ -156,7 +156,7 @@ public final class OpenAISimulator: SimulatorBackend, @unchecked Sendable {
     }
 
     /// Generated token: the alternatives of the first (only) generated token, which must hold a digit.
-    static func generatedReadout(_ lp: Logprobs, server: String) throws(SimulatorError) -> Float {
+    public static func generatedReadout(_ lp: Logprobs, server: String) throws(SimulatorError) -> Float {
         guard let first = lp.topLogprobs.first, let top = first else { throw .noGeneratedLogprobs(server: server) }
         guard let digit = expectedDigit(top) else { throw .noDigits(server: server, where: "the generated token") }
         return digit
