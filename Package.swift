@@ -10,7 +10,7 @@ let march = ProcessInfo.processInfo.environment["LOUPE_MARCH"] ?? "native"
 // Every target builds with the release default -O: bounds, overflow and precondition checks stay
 // in the shipped binary, so a size a reader's check missed traps instead of writing past a buffer.
 // Kernels included: with -Ounchecked (and unchecked exclusivity) `loupe bench forward --tokens 256`
-// was no faster (219 vs 228 tokens/s, medians of three alternated runs on a 2-core AMD EPYC, AVX2).
+// was no faster (576 vs 590 tokens/s, medians of three alternated runs on an idle 2-core AMD EPYC, AVX2).
 let native: [SwiftSetting] = [.unsafeFlags(["-Xcc", "-march=\(march)"])]
 
 let package = Package(

@@ -21,7 +21,7 @@ public final class FloatBuffer: @unchecked Sendable {
 
     deinit { UnsafeMutableRawPointer(pointer).deallocate() }
 
-    /// Element access (unchecked in -Ounchecked builds).
+    /// Element access through the raw pointer: not bounds-checked in any build, so callers index within the buffer.
     public subscript(i: Int) -> Float {
         get { pointer[i] }
         set { pointer[i] = newValue }
