@@ -73,12 +73,13 @@ public struct TranscoderConfig: Codable, Equatable, Sendable {
     public var latents: Int { numLatents > 0 ? numLatents : (Limits.product(dIn, expansionFactor) ?? 0) }
 
     /// The parameter tensors and their shapes (row-major) this configuration calls for, as
-    /// sparsify names them; `Transcoder.load` compares the file's tensors with these before
+    /// sparsify names them (and `threshold` [M] for JumpReLU, which Loupe stores beside them); `Transcoder.load` compares the file's tensors with these before
     /// allocating anything. Valid once `problem()` is nil.
     public var parameterShapes: [(name: String, shape: [Int])] {
         let (m, d) = (latents, dIn)
         var list = [("encoder.weight", [m, d]), ("encoder.bias", [m]), ("W_dec", [m, d]), ("b_dec", [d])]
         if skipConnection { list.append(("W_skip", [d, d])) }
+        if activation == "jumprelu" { list.append(("threshold", [m])) }
         return list
     }
 
