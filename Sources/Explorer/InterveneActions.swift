@@ -7,7 +7,7 @@ import Terminal
 /// the current text (results are kept per latent and setting, rankings per token, so moving the
 /// cursor or coming back to a setting asks nothing of the engine).
 public struct InterventionState: Sendable {
-    public enum Mode: Sendable, Equatable { case activations, steer, ablate, rank }
+    public enum Mode: Sendable, Equatable { case activations, steer, ablate, rank, patch }
     public var mode: Mode = .activations
     /// The latent steered or ablated (the side pane's choice when asked; moving the cursor keeps it).
     public var latent: Int?
@@ -24,12 +24,19 @@ public struct InterventionState: Sendable {
     /// Rankings by token for the current text, and the ranked latent Enter opens.
     public var rankings: [Int: LatentRanking] = [:]
     public var rankChoice = 0
+    /// Patching: the corrupted text (kept when the clean text changes: nothing typed is lost), and
+    /// whether the whole dictionary code is patched instead of the chosen latent.
+    public var corrupted: String?
+    public var patchWhole = false
+    /// Patch sweeps by "corrupted text/latent or whole" for the current (clean) text.
+    public var patches: [String: PatchResult] = [:]
     /// Asked of the engine and not answered yet.
     public var waiting = false
 
     public init() {}
 
     static func steerKey(_ latent: Int, _ scale: Float, _ chat: Bool) -> String { "\(latent)/\(scale)/\(chat)" }
+    static func patchKey(_ corrupted: String, _ latent: Int?) -> String { corrupted + "\u{1}" + (latent.map(String.init) ?? "whole") }
     static func ablationKey(_ latent: Int, _ mode: AblationMode) -> String { "\(latent)/\(mode.rawValue)" }
 
     /// A new text: nothing computed on the old one applies.
@@ -37,10 +44,15 @@ public struct InterventionState: Sendable {
         steers = [:]
         ablations = [:]
         rankings = [:]
+        patches = [:]
         steer = nil
         if mode != .activations { mode = .activations }
         waiting = false
     }
+
+    /// The latent a patch acts on: nil for the whole code.
+    var patchLatent: Int? { patchWhole ? nil : latent }
+    var patch: PatchResult? { corrupted.flatMap { patches[Self.patchKey($0, patchLatent)] } }
 
     func ablation(of latent: Int?) -> AblationResult? { latent.flatMap { ablations[Self.ablationKey($0, ablationMode)] } }
 }
@@ -70,6 +82,15 @@ extension App {
             iv.ablationMode = iv.ablationMode == .zero ? .mean : .zero
             state.lab.intervention = iv
             return ablate(iv.mode == .ablate ? iv.latent : nil)
+        case .patch: return patch()
+        case .editCorrupted:
+            editCorrupted()
+            return []
+        case .togglePatchWhole:
+            iv.patchWhole.toggle()
+            state.lab.intervention = iv
+            state.message = Message(text: iv.patchWhole ? "patching the whole dictionary code" : "patching the chosen latent", isError: false)
+            return iv.mode == .patch ? patch(iv.latent) : []
         case .rankLatents:
             iv.mode = .rank
             iv.rankChoice = 0
@@ -144,6 +165,41 @@ extension App {
         return [.ablate(id: state.lab.shown, text: state.lab.editor.text, latent: latent, mode: state.lab.intervention.ablationMode)]
     }
 
+    /// The corrupted text's prompt, holding the last one (or the lab's text, to change a word of).
+    mutating func editCorrupted() {
+        state.prompt = Prompt(kind: .corruptedText, editor: LineEditor(state.lab.intervention.corrupted ?? state.lab.editor.text))
+    }
+
+    /// The prompt's answer: the corrupted text, then the patch sweep on it.
+    mutating func setCorrupted(_ text: String) -> [EngineRequest] {
+        guard !text.trimmingCharacters(in: .whitespaces).isEmpty else {
+            state.message = Message(text: "the corrupted text is empty; P types one with as many tokens as the lab's", isError: true)
+            return []
+        }
+        state.lab.intervention.corrupted = text
+        return patch(state.lab.intervention.mode == .patch ? state.lab.intervention.latent : nil)
+    }
+
+    /// Patches `chosen` (default: the side pane's latent; the whole code with `o`) from the lab's
+    /// text into the corrupted one, asking for the corrupted text first when there is none.
+    mutating func patch(_ chosen: Int? = nil) -> [EngineRequest] {
+        guard let latent = chosen ?? interventionLatent() else {
+            state.message = Message(text: "run a text first (e), then pick a latent (j/k or :)", isError: false)
+            return []
+        }
+        guard let corrupted = state.lab.intervention.corrupted else {
+            editCorrupted()
+            return []
+        }
+        var iv = state.lab.intervention
+        iv.mode = .patch
+        iv.latent = latent
+        let cached = iv.patch != nil
+        if !cached { iv.waiting = true }
+        state.lab.intervention = iv
+        return cached ? [] : [.patch(id: state.lab.shown, clean: state.lab.editor.text, corrupted: corrupted, latent: iv.patchLatent)]
+    }
+
     mutating func rank() -> [EngineRequest] {
         guard let a = state.lab.analysis, !a.tokens.isEmpty else { return [] }
         let t = state.lab.token
@@ -162,6 +218,7 @@ extension App {
         switch state.lab.intervention.mode {
         case .steer: return steer(fresh: true)
         case .ablate: return ablate()
+        case .patch: return patch()
         case .activations, .rank: return []
         }
     }
@@ -179,6 +236,10 @@ extension App {
         case .ablation(let id, let result):
             guard id == state.lab.shown else { return [] }
             iv.ablations[InterventionState.ablationKey(result.latent, result.mode)] = result
+            iv.waiting = false
+        case .patched(let id, let corrupted, let result):
+            guard id == state.lab.shown else { return [] }
+            iv.patches[InterventionState.patchKey(corrupted, result.latent)] = result
             iv.waiting = false
         case .ranking(let id, let ranking):
             guard id == state.lab.shown else { return [] }

@@ -12,6 +12,7 @@ public enum Action: Hashable, Sendable {
     case editText, build, simulate
     case runRewrite, nextWindow, previousWindow, nextCulprit
     case steer, scaleUp, scaleDown, toggleChat, ablate, toggleAblationMode, rankLatents, showActivations
+    case patch, editCorrupted, togglePatchWhole
 }
 
 /// Where a binding applies. Screen bindings are looked up first, then global ones.
@@ -92,6 +93,9 @@ public enum KeyBindings {
         b(.lab, [.char("a")], .ablate, "ablate the chosen latent: per-token Δlog p of the next token (warm: it helps) and KL"),
         b(.lab, [.char("m")], .toggleAblationMode, "zero or mean ablation"),
         b(.lab, [.char("w")], .rankLatents, "which latents matter at the token: direct effect on the next token's logit"),
+        b(.lab, [.char("p")], .patch, "patch the chosen latent from the text (clean) into a corrupted text at each token: how much of the clean prediction comes back"),
+        b(.lab, [.char("P")], .editCorrupted, "edit the corrupted text (the same number of tokens; Enter patches, Esc keeps the old one)"),
+        b(.lab, [.char("o")], .togglePatchWhole, "patch one latent or the whole dictionary code"),
         b(.lab, [.char("v")], .showActivations, "back to the chosen latent's activations"),
 
         // The heatmap colours token t by the loss of predicting token t + 1 (the culprits at t moved it).
