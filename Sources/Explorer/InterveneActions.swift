@@ -14,10 +14,20 @@ public struct InterventionState: Sendable {
     /// Steering: the value as a multiple of the latent's max activation, and the chat template.
     public var scale: Float = 5
     public var chat = false
+    /// Steering to `value` itself instead of scale × max (A; +/- step whichever is used).
+    public var absolute = false
+    public var value: Float = 10
+    /// Steering from the cursor's token on (f) instead of the first token.
+    public var fromCursor = false
+    /// Sampled generation (T) at `Self.temperature` with `Self.seed`, else greedy.
+    public var sampled = false
+    public static let temperature: Float = 0.8
+    public static let seed: UInt64 = 42
     public var tokens = 40
     public var steer: SteerResult?
-    /// Steered generations by "latent/scale/chat" for the current text.
+    /// Steered generations by their settings for the current text, and the settings shown.
     public var steers: [String: SteerResult] = [:]
+    public var steerShown: String?
     public var ablationMode: AblationMode = .zero
     /// Ablations by "latent/mode" for the current text.
     public var ablations: [String: AblationResult] = [:]
@@ -35,7 +45,16 @@ public struct InterventionState: Sendable {
 
     public init() {}
 
-    static func steerKey(_ latent: Int, _ scale: Float, _ chat: Bool) -> String { "\(latent)/\(scale)/\(chat)" }
+    static func steerKey(_ s: SteerSettings) -> String {
+        "\(s.latent)/\(s.value.label)/\(s.from)/\(s.maxTokens)/\(s.temperature)/\(s.seed)/\(s.chat)"
+    }
+
+    /// The steering settings the lab's options make for `latent`, the cursor on `token` (in the
+    /// chat template the text's tokens are not the prompt's, so steering starts at the first token).
+    func steerSettings(_ latent: Int, token: Int) -> SteerSettings {
+        SteerSettings(latent: latent, value: absolute ? .absolute(value) : .timesMax(scale), from: fromCursor && !chat ? token : 0, maxTokens: tokens,
+                      temperature: sampled ? Self.temperature : 0, seed: sampled ? Self.seed : 0, chat: chat)
+    }
     static func patchKey(_ corrupted: String, _ latent: Int?) -> String { corrupted + "\u{1}" + (latent.map(String.init) ?? "whole") }
     static func ablationKey(_ latent: Int, _ mode: AblationMode) -> String { "\(latent)/\(mode.rawValue)" }
 
@@ -68,9 +87,30 @@ extension App {
             return []
         case .steer: return steer(fresh: true)
         case .scaleUp, .scaleDown:
-            iv.scale += action == .scaleUp ? 1 : -1
+            let step: Float = action == .scaleUp ? 1 : -1
+            if iv.absolute { iv.value += step } else { iv.scale += step }
             state.lab.intervention = iv
-            state.message = Message(text: String(format: "steering scale %g× max — S generates", iv.scale), isError: false)
+            state.message = Message(text: iv.absolute ? String(format: "steering to the value %g — S generates", iv.value)
+                                        : String(format: "steering scale %g× max — S generates", iv.scale), isError: false)
+            return iv.mode == .steer ? steer(iv.latent) : []
+        case .toggleAbsolute:
+            iv.absolute.toggle()
+            state.lab.intervention = iv
+            state.message = Message(text: iv.absolute ? String(format: "steering to the value %g (+/- step it)", iv.value)
+                                        : String(format: "steering to %g× the latent's max (+/- step it)", iv.scale), isError: false)
+            return iv.mode == .steer ? steer(iv.latent) : []
+        case .toggleFromCursor:
+            iv.fromCursor.toggle()
+            state.lab.intervention = iv
+            state.message = Message(text: !iv.fromCursor ? "steering from the first token on"
+                                        : iv.chat ? "steering from the cursor's token works on the raw text: c leaves the chat template"
+                                        : "steering from the cursor's token (token \(lab.token + 1)) on", isError: false)
+            return iv.mode == .steer ? steer(iv.latent) : []
+        case .toggleSampling:
+            iv.sampled.toggle()
+            state.lab.intervention = iv
+            state.message = Message(text: iv.sampled ? String(format: "sampling at temperature %g, seed %llu (the same draws for both runs)",
+                                                              InterventionState.temperature, InterventionState.seed) : "greedy generation", isError: false)
             return iv.mode == .steer ? steer(iv.latent) : []
         case .toggleChat:
             iv.chat.toggle()
@@ -139,7 +179,9 @@ extension App {
         var iv = state.lab.intervention
         iv.mode = .steer
         iv.latent = latent
-        let key = InterventionState.steerKey(latent, iv.scale, iv.chat)
+        let settings = iv.steerSettings(latent, token: state.lab.token)
+        let key = InterventionState.steerKey(settings)
+        iv.steerShown = key
         if !fresh, let cached = iv.steers[key] {
             iv.steer = cached
             state.lab.intervention = iv
@@ -148,7 +190,6 @@ extension App {
         iv.steer = nil
         iv.waiting = true
         state.lab.intervention = iv
-        let settings = SteerSettings(latent: latent, value: .timesMax(iv.scale), maxTokens: iv.tokens, chat: iv.chat)
         return [.steer(id: state.lab.shown, text: state.lab.editor.text, settings)]
     }
 
@@ -229,10 +270,9 @@ extension App {
         switch event {
         case .steered(let id, let result):
             guard id == state.lab.shown else { return [] }
-            let s = result.settings
-            guard case .timesMax(let scale) = s.value else { return [] }
-            if result.done { iv.steers[InterventionState.steerKey(s.latent, scale, s.chat)] = result; iv.waiting = false }
-            if iv.latent == s.latent && iv.scale == scale && iv.chat == s.chat { iv.steer = result }
+            let key = InterventionState.steerKey(result.settings)
+            if result.done { iv.steers[key] = result; iv.waiting = false }
+            if iv.steerShown == key { iv.steer = result }
         case .ablation(let id, let result):
             guard id == state.lab.shown else { return [] }
             iv.ablations[InterventionState.ablationKey(result.latent, result.mode)] = result

@@ -15,8 +15,11 @@ enum InterveneScreen {
         switch iv.mode {
         case .activations: return nil
         case .steer:
-            return String(format: "steering latent %@ at %g× its max%@ · +/- scale · c chat · v back to activations", latent, iv.scale,
-                          iv.chat ? " in the chat template" : "")
+            let value = iv.absolute ? String(format: "to %g", iv.value) : String(format: "at %g× its max", iv.scale)
+            let from = iv.fromCursor && !iv.chat ? "from token \(state.lab.token + 1)" : "from token 1"
+            let how = iv.sampled ? String(format: "sampled T %g seed %llu", InterventionState.temperature, InterventionState.seed) : "greedy"
+            return "steering latent \(latent) \(value) \(from), \(how)" + (iv.chat ? " in the chat template" : "")
+                + " · v back to activations"
         case .ablate:
             return "latent \(latent) \(iv.ablationMode.rawValue)-ablated · warm: the latent helps predict the next token, cool: it hurts · m zero/mean · v back"
         case .rank:
@@ -30,7 +33,7 @@ enum InterveneScreen {
     static func hints(_ state: AppState) -> String? {
         switch state.lab.intervention.mode {
         case .activations: return nil
-        case .steer: return "S generate again · +/- scale · c chat · Esc stop · v activations · q back"
+        case .steer: return "S again · +/- value · A abs · f from · T sample · c chat · Esc stop · v back"
         case .ablate: return "h/l token · m zero/mean · S steer · w rank · v activations · q back"
         case .rank: return "h/l token · j/k latent · Enter open · a ablate · v activations · q back"
         case .patch: return "h/l token · o latent/whole code · P corrupted text · a ablate · v activations · q back"
@@ -53,7 +56,9 @@ enum InterveneScreen {
             c.put(state.job != nil ? " generating…" : " S generates (stopped or not run yet)", x: 0, y: r.y, style: dim, maxWidth: r.width)
             return
         }
-        let title = String(format: "steered: latent %d = %.3g (%@)", result.settings.latent, result.value, result.settings.value.label)
+        let s = result.settings
+        let title = String(format: "steered: latent %d = %.3g (%@)", s.latent, result.value, s.value.label)
+            + (s.from > 0 ? " from token \(s.from + 1)" : "")
         let lines = SideBySide.lines(left: ("unsteered (the base model)", result.unsteeredText), right: (title, result.steeredText), width: r.width - 2)
         let column = max((r.width - 2 - 3) / 2, 10)
         for (i, line) in lines.prefix(r.height - 1).enumerated() {
@@ -61,8 +66,9 @@ enum InterveneScreen {
             c.put(line, x: 1, y: r.y + i, style: style, maxWidth: r.width - 2)
             if i >= 2 { c.put("│", x: 1 + column + 1, y: r.y + i, style: palette.style(.border)) }
         }
-        let foot = result.done ? "done" + (result.firstTokenSeconds.map { String(format: " · first tokens after %.2f s", $0) } ?? "")
-            : "generating… (Esc stops)"
+        let how = s.temperature > 0 ? String(format: "sampled at T %g, seed %llu · ", s.temperature, s.seed) : "greedy · "
+        let foot = how + (result.done ? "done" + (result.firstTokenSeconds.map { String(format: " · first tokens after %.2f s", $0) } ?? "")
+            : "generating… (Esc stops)")
         c.put(" " + foot, x: 0, y: r.maxY - 1, style: dim, maxWidth: r.width)
     }
 

@@ -41,6 +41,32 @@ final class InterveneKeyTests: XCTestCase {
         XCTAssertEqual(h.app.state.lab.intervention.mode, .activations)
     }
 
+    func testSteerToAValueFromTheCursorWithSeededSampling() throws {
+        var h = labWithText()
+        let latent = try XCTUnwrap(h.app.state.lab.latent)
+        h.press(.char("S"), .char("A"))
+        XCTAssertEqual(steerRequests(h).last?.value, .absolute(10), "A steers to an absolute value")
+        h.press(.char("+"), .char("+"))
+        XCTAssertEqual(steerRequests(h).last?.value, .absolute(12), "+ steps the value, not the scale")
+        XCTAssertEqual(h.app.state.lab.intervention.scale, 5)
+        XCTAssertTrue(h.screen.contains("(= 12)"), h.screen)
+        h.press(.char("l"), .char("f"))
+        XCTAssertEqual(steerRequests(h).last?.from, 2, "f steers from the cursor's token (0-based)")
+        XCTAssertTrue(h.screen.contains("from token 3"), h.screen)
+        h.press(.char("T"))
+        let sampled = try XCTUnwrap(steerRequests(h).last)
+        XCTAssertEqual(sampled, SteerSettings(latent: latent, value: .absolute(12), from: 2, maxTokens: 40, temperature: 0.8, seed: 42))
+        XCTAssertTrue(h.screen.contains("seed 42"), "the seed is on screen: \(h.screen)")
+        let asked = steerRequests(h).count
+        h.press(.char("T"), .char("T"))
+        XCTAssertEqual(steerRequests(h).count, asked, "greedy and sampled were both cached")
+        h.press(.char("A"))
+        XCTAssertEqual(steerRequests(h).last?.value, .timesMax(5), "A back: × max at the kept scale")
+        h.press(.char("c"))
+        XCTAssertEqual(steerRequests(h).last?.from, 0, "in the chat template steering starts at the first token")
+        XCTAssertEqual(steerRequests(h).last?.chat, true)
+    }
+
     func testEscapeStopsARunningSteer() {
         var h = labWithText()
         h.press(.char("S"))
@@ -154,7 +180,8 @@ final class InterveneKeyTests: XCTestCase {
         var h = Harness(height: 80)
         h.press(.char("?"))
         for needle in ["steer: generate with the chosen latent", "ablate the chosen latent", "which latents matter at the token",
-                       "patch the chosen latent", "edit the corrupted text", "patch one latent or the whole dictionary code"] {
+                       "patch the chosen latent", "edit the corrupted text", "patch one latent or the whole dictionary code",
+                       "steer to an absolute value", "steer from the cursor's token", "generate greedily, or sampled"] {
             XCTAssertTrue(KeyBindings.all.contains { $0.help.hasPrefix(needle) && $0.context == .lab }, needle)
         }
     }
