@@ -87,6 +87,9 @@ public enum EngineRequest: Equatable, Sendable {
     case ablate(id: Int, text: String, latent: Int, mode: AblationMode)
     /// Rank the latents at one token of the lab's text by direct effect on its next token's logit.
     case rank(id: Int, text: String, position: Int)
+    /// Patch a latent (nil: the whole dictionary code) from the clean text's run into the
+    /// corrupted text's at each token in turn (`id` as for `analyze`, the clean text the lab's).
+    case patch(id: Int, clean: String, corrupted: String, latent: Int?)
     /// Stop the running job at its next safe point.
     case cancel
 }
@@ -118,6 +121,8 @@ public enum EngineEvent: Sendable {
     case steered(id: Int, SteerResult)
     case ablation(id: Int, AblationResult)
     case ranking(id: Int, LatentRanking)
+    /// A patch sweep, with the corrupted text it was asked for.
+    case patched(id: Int, corrupted: String, PatchResult)
     /// The workspace's partial-rewrite report, or nil when none was run yet.
     case rewrite(RewriteReport?)
     /// The running job's progress, or nil when the engine is idle again.

@@ -92,7 +92,7 @@ public struct RewriteState: Sendable {
 
 /// A one-line prompt in the status line.
 public struct Prompt: Sendable {
-    public enum Kind: Sendable, Equatable { case filter, search, jump, labLatent, export, importFile, confirmQuit, confirmRewrite }
+    public enum Kind: Sendable, Equatable { case filter, search, jump, labLatent, corruptedText, export, importFile, confirmQuit, confirmRewrite }
     public var kind: Kind
     public var editor: LineEditor
 
@@ -102,6 +102,7 @@ public struct Prompt: Sendable {
         case .search: return "/"
         case .jump: return "latent id: "
         case .labLatent: return "latent to steer, ablate and draw (id): "
+        case .corruptedText: return "corrupted text (as many tokens as the lab's): "
         case .export: return "export explanations to: "
         case .importFile: return "import explanations from: "
         case .confirmQuit: return "An explanation is being edited. Quit and keep it as a draft? (y/n) "

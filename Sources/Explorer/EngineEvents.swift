@@ -89,7 +89,7 @@ extension App {
             } else {
                 state.history = HistoryState(latent: latent, versions: versions.reversed(), selected: 0)
             }
-        case .steered, .ablation, .ranking:
+        case .steered, .ablation, .ranking, .patched:
             return applyIntervention(event)
         case .rewrite(let report):
             applyRewrite(report)

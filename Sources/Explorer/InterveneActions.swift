@@ -7,29 +7,55 @@ import Terminal
 /// the current text (results are kept per latent and setting, rankings per token, so moving the
 /// cursor or coming back to a setting asks nothing of the engine).
 public struct InterventionState: Sendable {
-    public enum Mode: Sendable, Equatable { case activations, steer, ablate, rank }
+    public enum Mode: Sendable, Equatable { case activations, steer, ablate, rank, patch }
     public var mode: Mode = .activations
     /// The latent steered or ablated (the side pane's choice when asked; moving the cursor keeps it).
     public var latent: Int?
     /// Steering: the value as a multiple of the latent's max activation, and the chat template.
     public var scale: Float = 5
     public var chat = false
+    /// Steering to `value` itself instead of scale × max (A; +/- step whichever is used).
+    public var absolute = false
+    public var value: Float = 10
+    /// Steering from the cursor's token on (f) instead of the first token.
+    public var fromCursor = false
+    /// Sampled generation (T) at `Self.temperature` with `Self.seed`, else greedy.
+    public var sampled = false
+    public static let temperature: Float = 0.8
+    public static let seed: UInt64 = 42
     public var tokens = 40
     public var steer: SteerResult?
-    /// Steered generations by "latent/scale/chat" for the current text.
+    /// Steered generations by their settings for the current text, and the settings shown.
     public var steers: [String: SteerResult] = [:]
+    public var steerShown: String?
     public var ablationMode: AblationMode = .zero
     /// Ablations by "latent/mode" for the current text.
     public var ablations: [String: AblationResult] = [:]
     /// Rankings by token for the current text, and the ranked latent Enter opens.
     public var rankings: [Int: LatentRanking] = [:]
     public var rankChoice = 0
+    /// Patching: the corrupted text (kept when the clean text changes: nothing typed is lost), and
+    /// whether the whole dictionary code is patched instead of the chosen latent.
+    public var corrupted: String?
+    public var patchWhole = false
+    /// Patch sweeps by "corrupted text/latent or whole" for the current (clean) text.
+    public var patches: [String: PatchResult] = [:]
     /// Asked of the engine and not answered yet.
     public var waiting = false
 
     public init() {}
 
-    static func steerKey(_ latent: Int, _ scale: Float, _ chat: Bool) -> String { "\(latent)/\(scale)/\(chat)" }
+    static func steerKey(_ s: SteerSettings) -> String {
+        "\(s.latent)/\(s.value.label)/\(s.from)/\(s.maxTokens)/\(s.temperature)/\(s.seed)/\(s.chat)"
+    }
+
+    /// The steering settings the lab's options make for `latent`, the cursor on `token` (in the
+    /// chat template the text's tokens are not the prompt's, so steering starts at the first token).
+    func steerSettings(_ latent: Int, token: Int) -> SteerSettings {
+        SteerSettings(latent: latent, value: absolute ? .absolute(value) : .timesMax(scale), from: fromCursor && !chat ? token : 0, maxTokens: tokens,
+                      temperature: sampled ? Self.temperature : 0, seed: sampled ? Self.seed : 0, chat: chat)
+    }
+    static func patchKey(_ corrupted: String, _ latent: Int?) -> String { corrupted + "\u{1}" + (latent.map(String.init) ?? "whole") }
     static func ablationKey(_ latent: Int, _ mode: AblationMode) -> String { "\(latent)/\(mode.rawValue)" }
 
     /// A new text: nothing computed on the old one applies.
@@ -37,10 +63,15 @@ public struct InterventionState: Sendable {
         steers = [:]
         ablations = [:]
         rankings = [:]
+        patches = [:]
         steer = nil
         if mode != .activations { mode = .activations }
         waiting = false
     }
+
+    /// The latent a patch acts on: nil for the whole code.
+    var patchLatent: Int? { patchWhole ? nil : latent }
+    var patch: PatchResult? { corrupted.flatMap { patches[Self.patchKey($0, patchLatent)] } }
 
     func ablation(of latent: Int?) -> AblationResult? { latent.flatMap { ablations[Self.ablationKey($0, ablationMode)] } }
 }
@@ -56,9 +87,30 @@ extension App {
             return []
         case .steer: return steer(fresh: true)
         case .scaleUp, .scaleDown:
-            iv.scale += action == .scaleUp ? 1 : -1
+            let step: Float = action == .scaleUp ? 1 : -1
+            if iv.absolute { iv.value += step } else { iv.scale += step }
             state.lab.intervention = iv
-            state.message = Message(text: String(format: "steering scale %g× max — S generates", iv.scale), isError: false)
+            state.message = Message(text: iv.absolute ? String(format: "steering to the value %g — S generates", iv.value)
+                                        : String(format: "steering scale %g× max — S generates", iv.scale), isError: false)
+            return iv.mode == .steer ? steer(iv.latent) : []
+        case .toggleAbsolute:
+            iv.absolute.toggle()
+            state.lab.intervention = iv
+            state.message = Message(text: iv.absolute ? String(format: "steering to the value %g (+/- step it)", iv.value)
+                                        : String(format: "steering to %g× the latent's max (+/- step it)", iv.scale), isError: false)
+            return iv.mode == .steer ? steer(iv.latent) : []
+        case .toggleFromCursor:
+            iv.fromCursor.toggle()
+            state.lab.intervention = iv
+            state.message = Message(text: !iv.fromCursor ? "steering from the first token on"
+                                        : iv.chat ? "steering from the cursor's token works on the raw text: c leaves the chat template"
+                                        : "steering from the cursor's token (token \(lab.token + 1)) on", isError: false)
+            return iv.mode == .steer ? steer(iv.latent) : []
+        case .toggleSampling:
+            iv.sampled.toggle()
+            state.lab.intervention = iv
+            state.message = Message(text: iv.sampled ? String(format: "sampling at temperature %g, seed %llu (the same draws for both runs)",
+                                                              InterventionState.temperature, InterventionState.seed) : "greedy generation", isError: false)
             return iv.mode == .steer ? steer(iv.latent) : []
         case .toggleChat:
             iv.chat.toggle()
@@ -70,6 +122,15 @@ extension App {
             iv.ablationMode = iv.ablationMode == .zero ? .mean : .zero
             state.lab.intervention = iv
             return ablate(iv.mode == .ablate ? iv.latent : nil)
+        case .patch: return patch()
+        case .editCorrupted:
+            editCorrupted()
+            return []
+        case .togglePatchWhole:
+            iv.patchWhole.toggle()
+            state.lab.intervention = iv
+            state.message = Message(text: iv.patchWhole ? "patching the whole dictionary code" : "patching the chosen latent", isError: false)
+            return iv.mode == .patch ? patch(iv.latent) : []
         case .rankLatents:
             iv.mode = .rank
             iv.rankChoice = 0
@@ -118,7 +179,9 @@ extension App {
         var iv = state.lab.intervention
         iv.mode = .steer
         iv.latent = latent
-        let key = InterventionState.steerKey(latent, iv.scale, iv.chat)
+        let settings = iv.steerSettings(latent, token: state.lab.token)
+        let key = InterventionState.steerKey(settings)
+        iv.steerShown = key
         if !fresh, let cached = iv.steers[key] {
             iv.steer = cached
             state.lab.intervention = iv
@@ -127,7 +190,6 @@ extension App {
         iv.steer = nil
         iv.waiting = true
         state.lab.intervention = iv
-        let settings = SteerSettings(latent: latent, value: .timesMax(iv.scale), maxTokens: iv.tokens, chat: iv.chat)
         return [.steer(id: state.lab.shown, text: state.lab.editor.text, settings)]
     }
 
@@ -142,6 +204,41 @@ extension App {
         if state.lab.intervention.ablation(of: latent) != nil { return [] }
         state.lab.intervention.waiting = true
         return [.ablate(id: state.lab.shown, text: state.lab.editor.text, latent: latent, mode: state.lab.intervention.ablationMode)]
+    }
+
+    /// The corrupted text's prompt, holding the last one (or the lab's text, to change a word of).
+    mutating func editCorrupted() {
+        state.prompt = Prompt(kind: .corruptedText, editor: LineEditor(state.lab.intervention.corrupted ?? state.lab.editor.text))
+    }
+
+    /// The prompt's answer: the corrupted text, then the patch sweep on it.
+    mutating func setCorrupted(_ text: String) -> [EngineRequest] {
+        guard !text.trimmingCharacters(in: .whitespaces).isEmpty else {
+            state.message = Message(text: "the corrupted text is empty; P types one with as many tokens as the lab's", isError: true)
+            return []
+        }
+        state.lab.intervention.corrupted = text
+        return patch(state.lab.intervention.mode == .patch ? state.lab.intervention.latent : nil)
+    }
+
+    /// Patches `chosen` (default: the side pane's latent; the whole code with `o`) from the lab's
+    /// text into the corrupted one, asking for the corrupted text first when there is none.
+    mutating func patch(_ chosen: Int? = nil) -> [EngineRequest] {
+        guard let latent = chosen ?? interventionLatent() else {
+            state.message = Message(text: "run a text first (e), then pick a latent (j/k or :)", isError: false)
+            return []
+        }
+        guard let corrupted = state.lab.intervention.corrupted else {
+            editCorrupted()
+            return []
+        }
+        var iv = state.lab.intervention
+        iv.mode = .patch
+        iv.latent = latent
+        let cached = iv.patch != nil
+        if !cached { iv.waiting = true }
+        state.lab.intervention = iv
+        return cached ? [] : [.patch(id: state.lab.shown, clean: state.lab.editor.text, corrupted: corrupted, latent: iv.patchLatent)]
     }
 
     mutating func rank() -> [EngineRequest] {
@@ -162,6 +259,7 @@ extension App {
         switch state.lab.intervention.mode {
         case .steer: return steer(fresh: true)
         case .ablate: return ablate()
+        case .patch: return patch()
         case .activations, .rank: return []
         }
     }
@@ -172,13 +270,16 @@ extension App {
         switch event {
         case .steered(let id, let result):
             guard id == state.lab.shown else { return [] }
-            let s = result.settings
-            guard case .timesMax(let scale) = s.value else { return [] }
-            if result.done { iv.steers[InterventionState.steerKey(s.latent, scale, s.chat)] = result; iv.waiting = false }
-            if iv.latent == s.latent && iv.scale == scale && iv.chat == s.chat { iv.steer = result }
+            let key = InterventionState.steerKey(result.settings)
+            if result.done { iv.steers[key] = result; iv.waiting = false }
+            if iv.steerShown == key { iv.steer = result }
         case .ablation(let id, let result):
             guard id == state.lab.shown else { return [] }
             iv.ablations[InterventionState.ablationKey(result.latent, result.mode)] = result
+            iv.waiting = false
+        case .patched(let id, let corrupted, let result):
+            guard id == state.lab.shown else { return [] }
+            iv.patches[InterventionState.patchKey(corrupted, result.latent)] = result
             iv.waiting = false
         case .ranking(let id, let ranking):
             guard id == state.lab.shown else { return [] }

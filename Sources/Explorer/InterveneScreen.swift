@@ -15,21 +15,28 @@ enum InterveneScreen {
         switch iv.mode {
         case .activations: return nil
         case .steer:
-            return String(format: "steering latent %@ at %g× its max%@ · +/- scale · c chat · v back to activations", latent, iv.scale,
-                          iv.chat ? " in the chat template" : "")
+            let value = iv.absolute ? String(format: "to %g", iv.value) : String(format: "at %g× its max", iv.scale)
+            let from = iv.fromCursor && !iv.chat ? "from token \(state.lab.token + 1)" : "from token 1"
+            let how = iv.sampled ? String(format: "sampled T %g seed %llu", InterventionState.temperature, InterventionState.seed) : "greedy"
+            return "steering latent \(latent) \(value) \(from), \(how)" + (iv.chat ? " in the chat template" : "")
+                + " · v back to activations"
         case .ablate:
             return "latent \(latent) \(iv.ablationMode.rawValue)-ablated · warm: the latent helps predict the next token, cool: it hurts · m zero/mean · v back"
         case .rank:
             return "latents at token \(state.lab.token + 1) by direct effect on the next token's logit (exact: zeroed there) · Enter opens · v back"
+        case .patch:
+            let what = iv.patchWhole ? "the whole code" : "latent \(latent)"
+            return "\(what) patched clean → corrupted at each token · warm: the clean prediction comes back · o latent/whole · P corrupted text · v back"
         }
     }
 
     static func hints(_ state: AppState) -> String? {
         switch state.lab.intervention.mode {
         case .activations: return nil
-        case .steer: return "S generate again · +/- scale · c chat · Esc stop · v activations · q back"
+        case .steer: return "S again · +/- value · A abs · f from · T sample · c chat · Esc stop · v back"
         case .ablate: return "h/l token · m zero/mean · S steer · w rank · v activations · q back"
         case .rank: return "h/l token · j/k latent · Enter open · a ablate · v activations · q back"
+        case .patch: return "h/l token · o latent/whole code · P corrupted text · a ablate · v activations · q back"
         }
     }
 
@@ -39,6 +46,7 @@ enum InterveneScreen {
         case .steer: renderSteer(state, into: &c, in: r, palette: palette)
         case .ablate: renderAblation(state, a, into: &c, in: r, palette: palette)
         case .rank: renderRanking(state, a, into: &c, in: r, palette: palette)
+        case .patch: renderPatch(state, a, into: &c, in: r, palette: palette)
         }
     }
 
@@ -48,7 +56,9 @@ enum InterveneScreen {
             c.put(state.job != nil ? " generating…" : " S generates (stopped or not run yet)", x: 0, y: r.y, style: dim, maxWidth: r.width)
             return
         }
-        let title = String(format: "steered: latent %d = %.3g (%@)", result.settings.latent, result.value, result.settings.value.label)
+        let s = result.settings
+        let title = String(format: "steered: latent %d = %.3g (%@)", s.latent, result.value, s.value.label)
+            + (s.from > 0 ? " from token \(s.from + 1)" : "")
         let lines = SideBySide.lines(left: ("unsteered (the base model)", result.unsteeredText), right: (title, result.steeredText), width: r.width - 2)
         let column = max((r.width - 2 - 3) / 2, 10)
         for (i, line) in lines.prefix(r.height - 1).enumerated() {
@@ -56,8 +66,9 @@ enum InterveneScreen {
             c.put(line, x: 1, y: r.y + i, style: style, maxWidth: r.width - 2)
             if i >= 2 { c.put("│", x: 1 + column + 1, y: r.y + i, style: palette.style(.border)) }
         }
-        let foot = result.done ? "done" + (result.firstTokenSeconds.map { String(format: " · first tokens after %.2f s", $0) } ?? "")
-            : "generating… (Esc stops)"
+        let how = s.temperature > 0 ? String(format: "sampled at T %g, seed %llu · ", s.temperature, s.seed) : "greedy · "
+        let foot = how + (result.done ? "done" + (result.firstTokenSeconds.map { String(format: " · first tokens after %.2f s", $0) } ?? "")
+            : "generating… (Esc stops)")
         c.put(" " + foot, x: 0, y: r.maxY - 1, style: dim, maxWidth: r.width)
     }
 
@@ -138,5 +149,41 @@ enum InterveneScreen {
             c.put(line, x: sx, y: r.y + 2 + row, style: style, maxWidth: side - 1)
         }
         if ranking.latents.isEmpty { c.put("no latent fires here", x: sx, y: r.y + 2, style: dim) }
+    }
+
+    /// The clean text coloured by how much of the clean prediction at its last token comes back
+    /// when the latent (or the whole code) is patched in at each token; the best tokens beside it.
+    static func renderPatch(_ state: AppState, _ a: ContextAnalysis, into c: inout Canvas, in r: Rect, palette: Palette) {
+        let iv = state.lab.intervention, dim = palette.style(.dim), text = palette.style(.text)
+        guard let result = iv.patch, result.clean == a.tokens else {
+            let corrupted = iv.corrupted.map { "corrupted: “\($0)” · " } ?? ""
+            c.put(" " + corrupted + (state.job != nil ? "patching…" : "p patches the chosen latent, P types the corrupted text"),
+                  x: 0, y: r.y, style: dim, maxWidth: r.width)
+            return
+        }
+        let recovered = result.recovered
+        let (sx, side) = flow(state, a, into: &c, in: r, palette: palette) { t in palette.diverging(t < recovered.count ? Double(recovered[t]) : 0) }
+        let t = min(state.lab.token, a.tokens.count - 1)
+        var y = r.y
+        c.put("corrupted: " + (iv.corrupted ?? ""), x: sx, y: y, style: dim, maxWidth: side - 1)
+        y += 1
+        c.put(String(format: "log p(“%@”) at the end: clean %.3f, corrupted %.3f", result.targetText, result.cleanLogProb, result.corruptedLogProb),
+              x: sx, y: y, style: text, maxWidth: side - 1)
+        y += 2
+        c.put("token \(t + 1) “\(shown(state, result.clean[t]))” in place of “\(shown(state, result.corrupted[t]))”",
+              x: sx, y: y, style: palette.style(.accent), maxWidth: side - 1)
+        y += 1
+        if t < recovered.count {
+            c.put(String(format: "recovered %.3f · patched log p %.4f", recovered[t], result.patchedLogProb[t]), x: sx, y: y, style: text, maxWidth: side - 1)
+        }
+        y += 2
+        c.put("recovers most: fraction, token", x: sx, y: y, style: palette.style(.header), maxWidth: side - 1)
+        y += 1
+        let best = recovered.indices.sorted { recovered[$0] > recovered[$1] }.prefix(max(0, r.maxY - y))
+        for p in best {
+            c.put(String(format: "%3d %6.3f ", p + 1, recovered[p]) + shown(state, result.clean[p]),
+                  x: sx, y: y, style: p == t ? palette.style(.selection) : text, maxWidth: side - 1)
+            y += 1
+        }
     }
 }

@@ -12,6 +12,7 @@ public enum Action: Hashable, Sendable {
     case editText, build, simulate
     case runRewrite, nextWindow, previousWindow, nextCulprit
     case steer, scaleUp, scaleDown, toggleChat, ablate, toggleAblationMode, rankLatents, showActivations
+    case patch, editCorrupted, togglePatchWhole, toggleAbsolute, toggleFromCursor, toggleSampling
 }
 
 /// Where a binding applies. Screen bindings are looked up first, then global ones.
@@ -85,13 +86,19 @@ public enum KeyBindings {
         b(.lab, [.char("r")], .toggleRaw, "raw tokens"),
         b(.lab, [.char("s")], .simulate, "simulate the chosen latent's explanation on the text"),
         b(.lab, [.char(":"), .char("#")], .jump, "choose the latent by id"),
-        b(.lab, [.char("S")], .steer, "steer: generate with the chosen latent set to scale × its max, beside the unsteered model (Esc stops)"),
-        b(.lab, [.char("+"), .char("=")], .scaleUp, "steering scale + 1 (× the latent's max activation)"),
-        b(.lab, [.char("-")], .scaleDown, "steering scale − 1"),
+        b(.lab, [.char("S")], .steer, "steer: generate with the chosen latent set to scale × its max (or a value), beside the unsteered model (Esc stops)"),
+        b(.lab, [.char("+"), .char("=")], .scaleUp, "steering scale (or absolute value) + 1"),
+        b(.lab, [.char("-")], .scaleDown, "steering scale (or absolute value) − 1"),
+        b(.lab, [.char("A")], .toggleAbsolute, "steer to an absolute value or to scale × the latent's max activation"),
+        b(.lab, [.char("f")], .toggleFromCursor, "steer from the cursor's token on, or from the first token"),
+        b(.lab, [.char("T")], .toggleSampling, "generate greedily, or sampled at temperature 0.8 with a fixed seed (the same draws for both runs)"),
         b(.lab, [.char("c")], .toggleChat, "steer in the chat template or on the raw text"),
         b(.lab, [.char("a")], .ablate, "ablate the chosen latent: per-token Δlog p of the next token (warm: it helps) and KL"),
         b(.lab, [.char("m")], .toggleAblationMode, "zero or mean ablation"),
         b(.lab, [.char("w")], .rankLatents, "which latents matter at the token: direct effect on the next token's logit"),
+        b(.lab, [.char("p")], .patch, "patch the chosen latent from the text (clean) into a corrupted text at each token: how much of the clean prediction comes back"),
+        b(.lab, [.char("P")], .editCorrupted, "edit the corrupted text (the same number of tokens; Enter patches, Esc keeps the old one)"),
+        b(.lab, [.char("o")], .togglePatchWhole, "patch one latent or the whole dictionary code"),
         b(.lab, [.char("v")], .showActivations, "back to the chosen latent's activations"),
 
         // The heatmap colours token t by the loss of predicting token t + 1 (the culprits at t moved it).

@@ -38,6 +38,7 @@ extension App {
                 if let i = state.list.rows.firstIndex(of: id) { state.list.selected = i; clampList() }
                 return open(latent: id)
             case .labLatent: return chooseLabLatent(text)
+            case .corruptedText: return setCorrupted(p.editor.text)
             case .export: return text.isEmpty ? [] : [.exportExplanations(path: text)]
             case .importFile: return text.isEmpty ? [] : [.importExplanations(path: text)]
             case .confirmQuit, .confirmRewrite: break

@@ -84,6 +84,26 @@ final class InterventionTests: XCTestCase {
         XCTAssertNotEqual(pushed.steered, pushed.unsteered)
     }
 
+    /// Seeded sampling (the lab's T, `loupe steer --temperature`): both runs draw the same numbers,
+    /// so a latent set to its own value samples the unsteered text, and a seed repeats its text
+    /// (hot, since the tiny random model's greedy choice dominates at 0.8).
+    func testSeededSamplingDrawsTheSameForBothRuns() throws {
+        let (latent, _, _) = try strongestLatent()
+        let own = Intervener.setting(latent) { _, code in code.value(of: latent) }
+        func run(_ seed: UInt64, temperature: Float = 4) throws -> (unsteered: [Int], steered: [Int]) {
+            try intervener.steer(prompt: tokens, edit: own, settings: SteerSettings(latent: latent, value: .absolute(0), maxTokens: 12,
+                                                                                    temperature: temperature, seed: seed),
+                                 stops: []) { _, _ in }
+        }
+        let sampled = try run(42)
+        XCTAssertEqual(sampled.steered, sampled.unsteered, "the same draws for both runs")
+        XCTAssertEqual(sampled.steered.count, 12)
+        XCTAssertEqual(try run(42).steered, sampled.steered, "a seed repeats its text")
+        // Sampling does draw (so the comparisons above could fail): other seeds or greedy differ.
+        let others = try [run(43).steered, run(44).steered, run(0, temperature: 0).steered]
+        XCTAssertTrue(others.contains { $0 != sampled.steered }, "\(others) vs \(sampled.steered)")
+    }
+
     /// A prompt too long for both runs to share one chunk runs them one after the other, with the
     /// same tokens as when they share it.
     func testSteeringAPromptLongerThanHalfABatch() throws {

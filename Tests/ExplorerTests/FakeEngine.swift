@@ -156,6 +156,20 @@ final class FakeEngine: EngineClient, @unchecked Sendable {
             let target = a.tokens[safe: position + 1] ?? 0
             return [.ranking(id: id, LatentRanking(tokens: a.tokens, position: position, target: target, targetText: FakeEngine.words[target],
                                                    logit: 7.5, latents: latents))]
+        case .patch(let id, let clean, let corrupted, let latent):
+            let a = Self.analysis(clean), b = Self.analysis(corrupted)
+            guard a.tokens.count == b.tokens.count else {
+                return [.failure("the clean text has \(a.tokens.count) tokens and the corrupted one \(b.tokens.count); patching needs texts of the same length in tokens")]
+            }
+            // The clean prediction comes back where the texts differ, more with the whole code.
+            let patched = zip(a.tokens, b.tokens).enumerated().map { t, pair in
+                pair.0 == pair.1 ? -4 : -4 + Float(latent == nil ? 3 : 1 + (t % 3)) * 0.75
+            }
+            return [.progress(JobProgress(title: "patching", done: 0, total: Double(a.tokens.count), unit: "tokens")),
+                    .patched(id: id, corrupted: corrupted, PatchResult(latent: latent, clean: a.tokens, corrupted: b.tokens, cleanTexts: a.tokenTexts,
+                                                                        corruptedTexts: b.tokenTexts, target: 2, targetText: FakeEngine.words[2],
+                                                                        cleanLogProb: -1, corruptedLogProb: -4, patchedLogProb: patched)),
+                    .progress(nil)]
         case .cancel: return [.progress(nil)]
         }
     }

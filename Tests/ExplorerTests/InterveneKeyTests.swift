@@ -41,6 +41,32 @@ final class InterveneKeyTests: XCTestCase {
         XCTAssertEqual(h.app.state.lab.intervention.mode, .activations)
     }
 
+    func testSteerToAValueFromTheCursorWithSeededSampling() throws {
+        var h = labWithText()
+        let latent = try XCTUnwrap(h.app.state.lab.latent)
+        h.press(.char("S"), .char("A"))
+        XCTAssertEqual(steerRequests(h).last?.value, .absolute(10), "A steers to an absolute value")
+        h.press(.char("+"), .char("+"))
+        XCTAssertEqual(steerRequests(h).last?.value, .absolute(12), "+ steps the value, not the scale")
+        XCTAssertEqual(h.app.state.lab.intervention.scale, 5)
+        XCTAssertTrue(h.screen.contains("(= 12)"), h.screen)
+        h.press(.char("l"), .char("f"))
+        XCTAssertEqual(steerRequests(h).last?.from, 2, "f steers from the cursor's token (0-based)")
+        XCTAssertTrue(h.screen.contains("from token 3"), h.screen)
+        h.press(.char("T"))
+        let sampled = try XCTUnwrap(steerRequests(h).last)
+        XCTAssertEqual(sampled, SteerSettings(latent: latent, value: .absolute(12), from: 2, maxTokens: 40, temperature: 0.8, seed: 42))
+        XCTAssertTrue(h.screen.contains("seed 42"), "the seed is on screen: \(h.screen)")
+        let asked = steerRequests(h).count
+        h.press(.char("T"), .char("T"))
+        XCTAssertEqual(steerRequests(h).count, asked, "greedy and sampled were both cached")
+        h.press(.char("A"))
+        XCTAssertEqual(steerRequests(h).last?.value, .timesMax(5), "A back: × max at the kept scale")
+        h.press(.char("c"))
+        XCTAssertEqual(steerRequests(h).last?.from, 0, "in the chat template steering starts at the first token")
+        XCTAssertEqual(steerRequests(h).last?.chat, true)
+    }
+
     func testEscapeStopsARunningSteer() {
         var h = labWithText()
         h.press(.char("S"))
@@ -102,10 +128,60 @@ final class InterveneKeyTests: XCTestCase {
         XCTAssertEqual(h.app.state.lab.intervention.mode, .activations)
     }
 
+    func patchRequests(_ h: Harness) -> [(clean: String, corrupted: String, latent: Int?)] {
+        h.engine.requests.compactMap { if case .patch(_, let a, let b, let l) = $0 { return (a, b, l) } else { return nil } }
+    }
+
+    func testPatchAsksForTheCorruptedTextThenSweepsAndCaches() throws {
+        var h = labWithText()
+        let latent = try XCTUnwrap(h.app.state.lab.latent)
+        h.press(.char("p"))
+        XCTAssertEqual(h.app.state.prompt?.kind, .corruptedText, "p asks for the corrupted text first")
+        XCTAssertEqual(h.app.state.prompt?.editor.text, "the bridge over the river and the tunnel", "held with the lab's text to change a word of")
+        XCTAssertTrue(patchRequests(h).isEmpty)
+        h.press(.ctrl("u"))
+        h.type("the tunnel over the river and the bridge")
+        h.press(.enter)
+        let first = try XCTUnwrap(patchRequests(h).last)
+        XCTAssertEqual(first.clean, "the bridge over the river and the tunnel")
+        XCTAssertEqual(first.corrupted, "the tunnel over the river and the bridge")
+        XCTAssertEqual(first.latent, latent)
+        XCTAssertEqual(h.app.state.lab.intervention.mode, .patch)
+        let result = try XCTUnwrap(h.app.state.lab.intervention.patch)
+        XCTAssertEqual(result.latent, latent)
+        XCTAssertTrue(h.screen.contains("recovers most"), h.screen)
+        XCTAssertTrue(h.screen.contains(String(format: "recovered %.3f", result.recovered[1])), "the cursor's token: \(h.screen)")
+        h.press(.char("l"), .char("h"), .char("p"))
+        XCTAssertEqual(patchRequests(h).count, 1, "moving the cursor and p again use the cached sweep")
+        h.press(.char("o"))
+        XCTAssertEqual(patchRequests(h).count, 2)
+        XCTAssertNil(patchRequests(h).last?.latent, "o patches the whole code")
+        XCTAssertTrue(h.app.state.lab.intervention.patch.map { $0.latent == nil } ?? false)
+        h.press(.char("o"))
+        XCTAssertEqual(patchRequests(h).count, 2, "the latent's sweep was cached")
+        // Texts of different lengths: one line that says what to do; the typed text is kept.
+        h.press(.char("P"))
+        XCTAssertEqual(h.app.state.prompt?.editor.text, "the tunnel over the river and the bridge", "P holds the last corrupted text")
+        h.press(.ctrl("u"))
+        h.type("the tunnel")
+        h.press(.enter)
+        XCTAssertEqual(h.app.state.message?.isError, true)
+        XCTAssertTrue(h.app.state.message?.text.contains("same length in tokens") ?? false)
+        XCTAssertEqual(h.app.state.lab.intervention.corrupted, "the tunnel")
+        // A new clean text forgets the sweeps, not the corrupted text.
+        h.press(.char("e"))
+        h.type(" of")
+        h.press(.enter)
+        XCTAssertTrue(h.app.state.lab.intervention.patches.isEmpty)
+        XCTAssertEqual(h.app.state.lab.intervention.corrupted, "the tunnel")
+    }
+
     func testHelpListsTheInterventionKeys() {
         var h = Harness(height: 80)
         h.press(.char("?"))
-        for needle in ["steer: generate with the chosen latent", "ablate the chosen latent", "which latents matter at the token"] {
+        for needle in ["steer: generate with the chosen latent", "ablate the chosen latent", "which latents matter at the token",
+                       "patch the chosen latent", "edit the corrupted text", "patch one latent or the whole dictionary code",
+                       "steer to an absolute value", "steer from the cursor's token", "generate greedily, or sampled"] {
             XCTAssertTrue(KeyBindings.all.contains { $0.help.hasPrefix(needle) && $0.context == .lab }, needle)
         }
     }

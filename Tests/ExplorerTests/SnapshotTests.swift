@@ -111,6 +111,16 @@ final class SnapshotTests: XCTestCase {
         }
     }
 
+    func testContextLabPatching() {
+        check("lab-patch") { h in
+            h.press(.char("3"))
+            h.type("the bridge over the river and the tunnel")
+            h.press(.enter, .char("l"), .char("p"), .ctrl("u"))
+            h.type("the tunnel over the river and the bridge")
+            h.press(.enter, .char("l"))
+        }
+    }
+
     func testLatentWithSimulation() {
         check("latent-simulated") { h in
             h.press(.enter, .char("e")); h.type("one"); h.press(.enter)

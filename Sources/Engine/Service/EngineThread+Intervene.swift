@@ -31,6 +31,12 @@ extension EngineThread {
             case .rank(let id, let text, let position):
                 post(.progress(JobProgress(title: "ranking the latents at token \(position + 1)", done: 0, total: 1)))
                 post(.ranking(id: id, try service.rank(text: text, position: position, shouldStop: shouldStop)))
+            case .patch(let id, let clean, let corrupted, let latent):
+                let title = "patching " + (latent.map { "latent \($0)" } ?? "the whole code") + " clean → corrupted"
+                post(.progress(JobProgress(title: title, done: 0, total: 1, unit: "tokens")))
+                post(.patched(id: id, corrupted: corrupted, try service.patch(clean: clean, corrupted: corrupted, latent: latent, shouldStop: shouldStop) { [weak self] t, n in
+                    self?.post(.progress(JobProgress(title: title, done: Double(t), total: Double(n), unit: "tokens")))
+                }))
             default: break
             }
         } catch is CancellationError {

@@ -152,7 +152,7 @@ public final class EngineThread: EngineClient, @unchecked Sendable {
             post(.notice("imported \(n) explanation\(n == 1 ? "" : "s") from \(expanded)"))
         case .rewriteReport: post(.rewrite(try RewriteReport.load(workspace)))
         case .runRewrite(let options): try runRewrite(options)
-        case .steer, .ablate, .rank: try intervene(request, shouldStop: shouldStop)
+        case .steer, .ablate, .rank, .patch: try intervene(request, shouldStop: shouldStop)
         case .cancel: break
         }
     }
