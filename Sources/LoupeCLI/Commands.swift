@@ -109,6 +109,8 @@ struct CommandSpec: Sendable {
             Form(synopsis: "train-simulator [--max-latents N] [--layers 8,14,20] [--folds 5] [--top-windows 2] [--quantile-windows 3] "
                      + "[--random-windows 2] [--workspace DIR]",
                  summary: ["train the simulator's readout on the workspace's explanations, cross-fitted over folds of latents"]),
+            Form(synopsis: "train-simulator --detection-only [--workspace DIR]",
+                 summary: ["choose the trained simulator's detection thresholds anew (one per head, out of fold), keeping its heads"]),
         ]) { try TrainSimulatorCommand.run(&$0) },
         CommandSpec("simulate", [
             Form(synopsis: "simulate --latent N [--text TEXT | --windows 5] [--simulator KIND] [--explanation TEXT] [--calibration none|quantile] "

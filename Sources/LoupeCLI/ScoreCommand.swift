@@ -92,7 +92,7 @@ enum ScoreCommand {
                 ("without_explanation", .int(chosen.count - latents.count)), ("stopped", .bool(stopped)),
                 ("seconds", .number(seconds)), ("seconds_per_latent", .number(perLatent)),
                 ("simulator", .string(kind.rawValue)), ("mode", .string(kind.storedMode)), ("calibration", .string(calibration.rawValue)), ("backend", .string(backend.name)),
-                ("detection_threshold", .string(Detection.threshold(calibration))),
+                ("detection_threshold", .string(Detection.threshold(calibration, digits: backend.detectionDigits))),
                 ("all", summaryJSON(results)),
                 ("controls", controlsJSON(results)),
                 ("by_source", .object(groups.map { ($0.source, summaryJSON($0.results)) })),
@@ -103,7 +103,7 @@ enum ScoreCommand {
         if latents.count > todo.count { notes.append("\(latents.count - todo.count) already scored (--redo redoes them)") }
         if chosen.count > latents.count { notes.append("\(chosen.count - latents.count) have no explanation") }
         Console.print(notes.joined(separator: "; "))
-        Console.print("\(backend.name) (--simulator \(kind.rawValue)), calibration \(calibration.rawValue); predicted to fire: \(Detection.threshold(calibration))")
+        Console.print("\(backend.name) (--simulator \(kind.rawValue)), calibration \(calibration.rawValue); predicted to fire: \(Detection.threshold(calibration, digits: backend.detectionDigits))")
         Console.print("source      latents  pearson  balanced acc  sensitivity  specificity")
         for g in groups + (groups.count > 1 ? [(source: "all", results: results)] : []) {
             let m = means(g.results)

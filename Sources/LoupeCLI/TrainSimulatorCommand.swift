@@ -8,6 +8,7 @@ import Storage
 enum TrainSimulatorCommand {
     static func run(_ a: inout Arguments) throws {
         let json = a.flag("--json")
+        let detectionOnly = a.flag("--detection-only")
         let modelPath = try a.option("--model")
         let ws = try WorkspaceCommands.workspace(&a)
         var o = SimulatorTrainingOptions()
@@ -35,15 +36,23 @@ enum TrainSimulatorCommand {
         var begun = false
         let config: TrainedSimulatorConfig
         do {
-            (config, _) = try trainer.run(progress: { done, total, detail in
-                if !begun { reporter.begin("train-simulator", total: total, unit: "explanations"); begun = true }
-                reporter.advance(done, detail: detail)
-            }, note: { reporter.note($0) }, shouldStop: { reporter.shouldStop })
+            if detectionOnly {
+                config = try trainer.redoDetection(progress: { done, total in
+                    if !begun { reporter.begin("detection thresholds", total: total, unit: "explanations"); begun = true }
+                    reporter.advance(done, detail: "")
+                }, shouldStop: { reporter.shouldStop })
+            } else {
+                (config, _) = try trainer.run(progress: { done, total, detail in
+                    if !begun { reporter.begin("train-simulator", total: total, unit: "explanations"); begun = true }
+                    reporter.advance(done, detail: detail)
+                }, note: { reporter.note($0) }, shouldStop: { reporter.shouldStop })
+            }
         } catch is CancellationError {
-            throw UserError("train-simulator: interrupted; the statistics gathered so far are kept — run the same command again to continue")
+            throw UserError(detectionOnly ? "train-simulator: interrupted; the heads and their thresholds are unchanged"
+                            : "train-simulator: interrupted; the statistics gathered so far are kept — run the same command again to continue")
         }
-        let t = config.training!
-        reporter.end("train-simulator", summary: "\(t.examples) explanations of \(t.latents) latents")
+        guard let t = config.training else { throw UserError("train-simulator: \(ws.simulatorConfigURL.path) has no training block; train anew") }
+        reporter.end(detectionOnly ? "detection thresholds" : "train-simulator", summary: "\(t.examples) explanations of \(t.latents) latents")
         let oof = t.outOfFoldPearson.compactMap { $0 }
         if json {
             Console.print(JSON.object([
@@ -52,6 +61,8 @@ enum TrainSimulatorCommand {
                 ("layers", .array(config.layers.map { .int($0) })), ("features", .int(config.featureCount)), ("folds", .int(config.folds)),
                 ("alphas", .array(t.alphas.map { .number($0) })),
                 ("out_of_fold_pearson", .array(t.outOfFoldPearson.map { $0.map { .number($0) } ?? .null })),
+                ("detection", t.detection.map { .array($0.map { .number($0) }) } ?? .null),
+                ("detection_balanced_accuracy", t.detectionBalancedAccuracy.map { .array($0.map { $0.map { .number($0) } ?? .null }) } ?? .null),
             ]).text)
             return
         }
@@ -63,6 +74,12 @@ enum TrainSimulatorCommand {
         Console.print("out-of-fold Pearson r per token (training windows, before clamping): "
                       + t.outOfFoldPearson.map { $0.map { String(format: "%.3f", $0) } ?? "–" }.joined(separator: ", ")
                       + (oof.isEmpty ? "" : String(format: "; mean %.3f", oof.reduce(0, +) / Double(oof.count))))
+        if let d = t.detection {
+            Console.print("detected (calibration none) when a window's prediction passes "
+                          + d.map { String(format: "%.2f", $0) }.joined(separator: ", ") + " of the latent's max (per head, chosen on the other folds); "
+                          + "balanced accuracy on each head's own fold: "
+                          + (t.detectionBalancedAccuracy ?? []).map { $0.map { String(format: "%.3f", $0) } ?? "–" }.joined(separator: ", "))
+        }
         Console.print("score with it: loupe score --simulator trained (held-out windows, with controls)")
     }
 }

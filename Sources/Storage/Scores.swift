@@ -19,8 +19,10 @@ import Tokenizer
 /// - Pearson correlation; nil when the true activations are constant (nothing to correlate with),
 ///   0 when the simulation is constant but the truth is not (the explanation carries no signal).
 /// - Detection, per window: it *fires* when its true maximum is > 0; it is *predicted to fire*
-///   when some token's prediction passes `Detection.threshold`: expected digit E > 4.5 uncalibrated
-///   (the simulated value is above half the latent's max), simulated value > 0 with quantile
+///   when some token's prediction passes `Detection.threshold`: uncalibrated, expected digit E > the
+///   backend's detection digit (4.5 for the prompted simulators: the simulated value is above half
+///   the latent's max; the trained simulator's heads each carry a threshold chosen out of fold,
+///   `SimulatorTrainer.detectionThresholds`), simulated value > 0 with quantile
 ///   calibration (the simulation ranks in the latent's firing fraction — so only about density ×
 ///   tokens of the set can be predicted to fire, as the paper's calibration intends). Sensitivity = fired windows
 ///   predicted to fire / fired windows; specificity = quiet windows predicted quiet / quiet windows
@@ -74,18 +76,26 @@ public enum TokenOutcome: String, Codable, Sendable {
 
 /// The metrics (definitions at the top of this file).
 public enum Detection {
-    /// Whether one token is predicted to fire, from its expected digit and calibrated value.
-    public static func predicted(expected: Float, simulated: Float, calibration: Calibration) -> Bool {
+    /// The prompted simulators' uncalibrated threshold: half of the digit scale.
+    public static let promptedDigit: Float = 4.5
+
+    /// Whether one token is predicted to fire, from its expected digit and calibrated value;
+    /// `digit` is the backend's uncalibrated threshold (`SimulatorBackend.detectionDigit`).
+    public static func predicted(expected: Float, simulated: Float, calibration: Calibration, digit: Float = promptedDigit) -> Bool {
         switch calibration {
-        case .none: return expected > 4.5
+        case .none: return expected > digit
         case .quantile: return simulated > 0
         }
     }
 
-    /// A one-line statement of the threshold, for reports.
-    public static func threshold(_ calibration: Calibration) -> String {
+    /// A one-line statement of the threshold, for reports; `digits` are the backend's uncalibrated
+    /// thresholds (one per head of a trained simulator).
+    public static func threshold(_ calibration: Calibration, digits: [Float] = [promptedDigit]) -> String {
         switch calibration {
-        case .none: return "expected digit > 4.5"
+        case .none:
+            let lo = digits.min() ?? promptedDigit, hi = digits.max() ?? promptedDigit
+            return lo == hi ? String(format: "expected digit > %.2g", lo)
+                : String(format: "expected digit > each head's own threshold (%.2f–%.2f, chosen out of fold)", lo, hi)
         case .quantile: return "calibrated activation > 0"
         }
     }

@@ -56,6 +56,11 @@ final class FinishBuildTests: XCTestCase {
         XCTAssertEqual(Simulators.defaultKind(for: ws), .trained)
         let config = try JSONFile.read(TrainedSimulatorConfig.self, from: ws.simulatorConfigURL)
         XCTAssertEqual(config.layers, SimulatorTrainingOptions.defaultLayers(depth: 2), "layers scaled to the tiny model's depth")
+        let detection = try XCTUnwrap(config.training?.detection, "each head's detection threshold is chosen as the training's last step")
+        XCTAssertEqual(detection.count, config.folds)
+        XCTAssertTrue(detection.allSatisfy { $0 > 0 && $0 < 1 }, "\(detection)")
+        XCTAssertEqual(try TrainedSimulator(workspace: ws, session: try service.session()).detection.map(Double.init), detection,
+                       "the head file holds the thresholds the config reports")
 
         // Again: nothing left to do.
         let versions = counts.indices.map { store.history($0).count }

@@ -38,6 +38,27 @@ final class ScoringTests: XCTestCase {
         XCTAssertNil(onlyQuiet.balanced)
     }
 
+    func testTheBackendsDetectionDigitDecidesWhatIsPredictedToFire() {
+        func w(_ acts: [Float]) -> ScoringWindow {
+            ScoringWindow(corpusWindow: 0, start: 0, focus: nil, tokens: [1, 2], texts: ["a", "b"], activations: acts)
+        }
+        let set = [w([0, 2]), w([1, 0]), w([0, 0]), w([0, 0])]
+        let expected: [[Float]] = [[0, 3], [2.5, 0], [1, 0], [2.2, 0]]
+        let key = ScoreKey(version: 1, mode: .trained, calibration: .none, backend: "test")
+        func rates(_ digit: Float) -> [Double?] {
+            let s = Evaluator.score(latent: 0, source: "lexical", key: key, set: set, expected: expected, simulated: expected,
+                                    calibration: .none, detectionDigit: digit, seconds: 0).0
+            return [s.sensitivity, s.specificity]
+        }
+        XCTAssertEqual(rates(4.5), [0, 1], "half the scale: no window passes")
+        XCTAssertEqual(rates(2), [1, 0.5], "a head's own 2.0: both firing windows and the quiet 2.2 one")
+        XCTAssertEqual(rates(2.3), [1, 1])
+        XCTAssertEqual(Detection.threshold(.none), "expected digit > 4.5")
+        XCTAssertEqual(Detection.threshold(.none, digits: [1.8, 2.7]), "expected digit > each head's own threshold (1.80–2.70, chosen out of fold)")
+        XCTAssertTrue(Detection.predicted(expected: 9, simulated: 0, calibration: .none, digit: 8.9))
+        XCTAssertFalse(Detection.predicted(expected: 2, simulated: 0, calibration: .quantile, digit: 1), "quantile ignores the digit")
+    }
+
     func testScoreOfAHandMadeSimulation() throws {
         func w(_ acts: [Float]) -> ScoringWindow {
             ScoringWindow(corpusWindow: 0, start: 0, focus: nil, tokens: [1, 2], texts: ["a", "b"], activations: acts)

@@ -218,6 +218,47 @@ final class TrainedSimulatorTests: XCTestCase {
         XCTAssertNotEqual(try predict(with), try predict(swapped), "the prediction depends on head \(f)")
     }
 
+    func testEachHeadsDetectionThresholdIsChosenOnTheOtherFoldsOnly() {
+        // Folds 1-3: firing windows predict 0.3 or more, quiet ones 0.15 or less; fold 0 is odd
+        // (fires only above 0.9). Any t in [0.15, 0.3) separates the others perfectly; ties go to the
+        // t nearest 0.5, so 0.28.
+        var windows: [SimulatorTrainer.DetectionWindow] = []
+        for f in 1...3 {
+            for p: Float in [0.3, 0.5, 0.8] { windows.append(.init(fold: f, maxPrediction: p, fires: true)) }
+            for p: Float in [0.05, 0.1, 0.15] { windows.append(.init(fold: f, maxPrediction: p, fires: false)) }
+        }
+        let odd = (0..<10).flatMap { _ -> [SimulatorTrainer.DetectionWindow] in
+            [.init(fold: 0, maxPrediction: 0.95, fires: true), .init(fold: 0, maxPrediction: 0.6, fires: false)]
+        }
+        let (t, ba) = SimulatorTrainer.chooseDetection(windows + odd, folds: 4)
+        XCTAssertEqual(t[0], 0.28, accuracy: 1e-6, "fold 0's threshold comes from folds 1-3 alone")
+        XCTAssertEqual(try XCTUnwrap(ba[0]), 0.5, "on fold 0 itself, 0.28 calls every window firing")
+        XCTAssertEqual(t[1], 0.6, accuracy: 1e-6, "fold 1's threshold reads fold 0's 20 windows: 0.6 reaches balanced accuracy 0.875")
+        // Changing fold 0's own windows never moves its threshold, but moves the others'.
+        let flipped = odd.map { SimulatorTrainer.DetectionWindow(fold: 0, maxPrediction: $0.maxPrediction, fires: !$0.fires) }
+        let (t2, _) = SimulatorTrainer.chooseDetection(windows + flipped, folds: 4)
+        XCTAssertEqual(t2[0], t[0])
+        XCTAssertEqual(t2[1], 0.28, accuracy: 1e-6, "with fold 0 flipped, fold 1's threshold goes back to the others' gap")
+        XCTAssertEqual(SimulatorTrainer.chooseDetection([], folds: 2).thresholds, [0.5, 0.5], "nothing to choose on: half the max")
+    }
+
+    func testTheDetectionThresholdsTravelInTheHeadFile() throws {
+        let s = try synthetic()
+        let heads = try s.train(Array(0..<12))
+        let ws = Workspace(directory: dir.appendingPathComponent("ws-detection"))
+        try TrainedSimulator.save(config: s.config, heads: heads, to: ws)
+        let old = try TrainedSimulator(workspace: ws, session: s.session)
+        XCTAssertEqual(old.detection, [0.5, 0.5, 0.5, 0.5], "a head file without thresholds: half the max, as before")
+        XCTAssertEqual(old.detectionDigit(latent: 3), 4.5)
+        let detection: [Float] = [0.2, 0.24, 0.3, 0.36]
+        try TrainedSimulator.save(config: s.config, heads: heads, detection: detection, to: ws)
+        let loaded = try TrainedSimulator(workspace: ws, session: s.session)
+        XCTAssertEqual(loaded.detection, detection)
+        for m in 0..<12 { XCTAssertEqual(loaded.detectionDigit(latent: m), 9 * detection[s.config.fold(latent: m)], accuracy: 1e-6) }
+        XCTAssertNotEqual(loaded.name, old.name, "new thresholds, new tag: scores made with the old ones are redone")
+        XCTAssertThrowsError(try TrainedSimulator(config: s.config, heads: heads, detection: [0.2, 1.5, 0.3, 0.3], session: s.session, tag: "x"))
+    }
+
     func testTrainedSimulatorRoundTripsThroughTheWorkspace() throws {
         let s = try synthetic()
         let heads = try s.train(Array(0..<12))

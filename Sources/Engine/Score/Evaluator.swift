@@ -96,7 +96,7 @@ public final class Evaluator: @unchecked Sendable {
                                                          calibration: calibration, shouldStop: shouldStop)
         let key = ScoreKey(version: explanation.id, mode: kind, calibration: calibration, backend: backend.name)
         return Self.score(latent: latent, source: explanation.source, key: key, set: set, expected: expected, simulated: simulated,
-                          calibration: calibration, seconds: Clock.now - started)
+                          calibration: calibration, detectionDigit: backend.detectionDigit(latent: latent), seconds: Clock.now - started)
     }
 
     /// The latent's scoring set simulated from `text`: expected digits and calibrated values.
@@ -129,11 +129,13 @@ public final class Evaluator: @unchecked Sendable {
 
     /// The metrics of a simulated scoring set (pure; `evaluate` without the simulator).
     public static func score(latent: Int, source: ExplanationSource, key: ScoreKey, set: [ScoringWindow], expected: [[Float]],
-                             simulated: [[Float]], calibration: Calibration, seconds: Double) -> (LatentScores, SimulationRecord) {
+                             simulated: [[Float]], calibration: Calibration, detectionDigit: Float = Detection.promptedDigit,
+                             seconds: Double) -> (LatentScores, SimulationRecord) {
         var windows: [SimulationRecord.Window] = []
         var detection: [(fires: Bool, predicted: Bool)] = []
         for (i, w) in set.enumerated() {
-            let predicted = w.tokens.indices.map { Detection.predicted(expected: expected[i][$0], simulated: simulated[i][$0], calibration: calibration) }
+            let predicted = w.tokens.indices.map { Detection.predicted(expected: expected[i][$0], simulated: simulated[i][$0], calibration: calibration,
+                                                                        digit: detectionDigit) }
             let outcomes = w.tokens.indices.map { TokenOutcome(fires: w.activations[$0] > 0, predicted: predicted[$0]) }
             detection.append((w.activations.contains { $0 > 0 }, predicted.contains(true)))
             windows.append(.init(corpusWindow: w.corpusWindow, start: w.start, focus: w.focus, tokens: w.tokens, activations: w.activations,

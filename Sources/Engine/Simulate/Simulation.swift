@@ -20,6 +20,14 @@ public protocol SimulatorBackend: AnyObject, Sendable {
     /// fold); the prompted backends ignore the latent.
     func simulate(latent: Int?, explanation: String, contexts: [SimulationContext], mode: SimulationMode,
                   shouldStop: () -> Bool) throws -> [[Float]]
+
+    /// Uncalibrated detection: the expected digit above which a token of this latent counts as
+    /// predicted to fire (`Detection`). The prompted backends: 4.5, half the scale; the trained
+    /// simulator: its fold head's own threshold.
+    func detectionDigit(latent: Int?) -> Float
+
+    /// Every threshold `detectionDigit` can give, for reports.
+    var detectionDigits: [Float] { get }
 }
 
 public extension SimulatorBackend {
@@ -27,4 +35,7 @@ public extension SimulatorBackend {
                   shouldStop: () -> Bool) throws -> [[Float]] {
         try simulate(explanation: explanation, contexts: contexts, mode: mode, shouldStop: shouldStop)
     }
+
+    func detectionDigit(latent: Int?) -> Float { Detection.promptedDigit }
+    var detectionDigits: [Float] { [Detection.promptedDigit] }
 }

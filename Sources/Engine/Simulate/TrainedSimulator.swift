@@ -104,11 +104,15 @@ public final class HiddenStateReader: @unchecked Sendable {
 public final class TrainedSimulator: SimulatorBackend, @unchecked Sendable {
     public let config: TrainedSimulatorConfig
     public let heads: [RidgeHead]
+    /// Per fold: the prediction (a fraction of the latent's max) above which a token counts as
+    /// predicted to fire under calibration none, chosen on the other folds' latents
+    /// (`SimulatorTrainer.detectionThresholds`); 0.5 for a head file from before they existed.
+    public let detection: [Float]
     public let reader: HiddenStateReader
     /// "trained <model> <first 8 hex digits of the head file's SHA-256>": a retrained head scores anew.
     public let name: String
 
-    public init(config: TrainedSimulatorConfig, heads: [RidgeHead], session: Session, tag: String) throws {
+    public init(config: TrainedSimulatorConfig, heads: [RidgeHead], detection: [Float]? = nil, session: Session, tag: String) throws {
         let file = URL(fileURLWithPath: session.path).lastPathComponent
         let model = file.hasSuffix(".gguf") ? String(file.dropLast(5)) : file
         guard config.formatVersion == 1 else {
@@ -120,11 +124,13 @@ public final class TrainedSimulator: SimulatorBackend, @unchecked Sendable {
         guard config.matchFeatures == ExplanationMatch.featureNames else {
             throw SimulatorError.trainedMatchFeatures(found: config.matchFeatures, expected: ExplanationMatch.featureNames)
         }
-        guard heads.count == config.folds, heads.allSatisfy({ $0.weight.count == config.featureCount }) else {
+        guard heads.count == config.folds, heads.allSatisfy({ $0.weight.count == config.featureCount }),
+              detection.map({ $0.count == config.folds && $0.allSatisfy { $0 > 0 && $0 < 1 } }) ?? true else {
             throw SimulatorError.trainedHeads(folds: config.folds, weights: config.featureCount)
         }
         self.config = config
         self.heads = heads
+        self.detection = detection ?? Array(repeating: Detection.promptedDigit / 9, count: config.folds)
         reader = try HiddenStateReader(session: session, layers: config.layers, prompt: config.prompt)
         name = "trained \(model) \(tag)"
     }
@@ -140,17 +146,21 @@ public final class TrainedSimulator: SimulatorBackend, @unchecked Sendable {
             RidgeHead(weight: try file.floats("fold\(f).weight", shape: [config.featureCount]),
                       bias: try file.floats("fold\(f).bias", shape: [1])[0])
         }
+        let detection = file.tensors["fold0.detection"] != nil
+            ? try (0..<config.folds).map { try file.floats("fold\($0).detection", shape: [1])[0] } : nil
         let tag = try SHA256.hexDigest(ofFile: workspace.simulatorHeadURL.path).prefix(8)
-        try self.init(config: config, heads: heads, session: session, tag: String(tag))
+        try self.init(config: config, heads: heads, detection: detection, session: session, tag: String(tag))
     }
 
-    /// Writes the config and heads (each file whole, then renamed).
-    public static func save(config: TrainedSimulatorConfig, heads: [RidgeHead], to workspace: Workspace) throws {
+    /// Writes the config and heads (each file whole, then renamed); `detection`, one per head, as
+    /// `fold<F>.detection` [1].
+    public static func save(config: TrainedSimulatorConfig, heads: [RidgeHead], detection: [Float]? = nil, to workspace: Workspace) throws {
         try FileManager.default.createDirectory(at: workspace.simulatorDirectory, withIntermediateDirectories: true)
         var tensors: [(name: String, shape: [Int], values: [Float])] = []
         for (f, h) in heads.enumerated() {
             tensors.append(("fold\(f).weight", [h.weight.count], h.weight))
             tensors.append(("fold\(f).bias", [1], [h.bias]))
+            if let detection { tensors.append(("fold\(f).detection", [1], [detection[f]])) }
         }
         let tmp = workspace.simulatorHeadURL.path + ".tmp"
         try SafetensorsFile.write(tensors, metadata: ["format": "loupe-trained-simulator"], to: tmp)
@@ -164,6 +174,9 @@ public final class TrainedSimulator: SimulatorBackend, @unchecked Sendable {
                          shouldStop: () -> Bool) throws -> [[Float]] {
         try simulate(latent: nil, explanation: explanation, contexts: contexts, mode: mode, shouldStop: shouldStop)
     }
+
+    public func detectionDigit(latent: Int?) -> Float { 9 * detection[latent.map(config.fold(latent:)) ?? 0] }
+    public var detectionDigits: [Float] { detection.map { 9 * $0 } }
 
     /// Predictions (activation / max, clamped to 0…1) ×9. A latent is read by its fold's head; with
     /// no latent (text not tied to one), head 0.

@@ -36,10 +36,16 @@ public struct TrainedSimulatorConfig: Codable, Equatable, Sendable {
         /// Per fold: the penalty chosen and the out-of-fold Pearson r over that fold's rows.
         public var alphas: [Double]
         public var outOfFoldPearson: [Double?]
+        /// Per fold: its head's detection threshold (a fraction of the latent's max; the head file's
+        /// `fold<F>.detection` holds the one used) and the balanced accuracy it reaches on that
+        /// fold's own training windows. Nil in a simulator trained before they existed.
+        public var detection: [Double]?
+        public var detectionBalancedAccuracy: [Double?]?
 
         enum CodingKeys: String, CodingKey {
             case latents, examples, windows, tokens, seconds, topWindows = "top_windows", quantileWindows = "quantile_windows",
-                 randomWindows = "random_windows", alphas, outOfFoldPearson = "out_of_fold_pearson"
+                 randomWindows = "random_windows", alphas, outOfFoldPearson = "out_of_fold_pearson", detection,
+                 detectionBalancedAccuracy = "detection_balanced_accuracy"
         }
     }
 
