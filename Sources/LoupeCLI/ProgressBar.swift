@@ -10,8 +10,7 @@ final class ProgressBar: ProgressReporter, @unchecked Sendable {
     private var unit = ""
     private var started = 0.0
     private var lastDraw = 0.0
-    /// Recent (time, done) samples: the rate comes from these, so work skipped on resume does not count.
-    private var samples: [(Double, Int)] = []
+    private var rate = ProgressRate()
     private let interactive = isatty(STDERR_FILENO) != 0
     private let quiet: Bool
 
@@ -33,23 +32,21 @@ final class ProgressBar: ProgressReporter, @unchecked Sendable {
         self.unit = unit
         started = Clock.now
         lastDraw = 0
-        samples = []
+        rate = ProgressRate()
     }
 
     func advance(_ done: Int, detail: String) {
         let now = Clock.now
-        if samples.isEmpty || now - samples[samples.count - 1].0 >= 1 { samples.append((now, done)) }
-        if samples.count > 30 { samples.removeFirst() }
+        rate.record(done, at: now)
         guard !quiet, now - lastDraw >= (interactive ? 0.1 : 5) || done == total else { return }
         lastDraw = now
         let fraction = total > 0 ? min(1, Double(done) / Double(total)) : 0
-        let (t0, d0) = samples[0]
-        let rate = now - t0 > 0.5 ? Double(done - d0) / (now - t0) : 0
-        let eta = rate > 0 ? Double(total - done) / rate : .infinity
+        let perSecond = rate.rate(done: done, at: now)
+        let eta = rate.eta(done: done, total: total, at: now) ?? .infinity
         let width = 24
         let filled = Int(fraction * Double(width))
         let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled)
-        let rateText = String(format: rate < 10 ? "%.2f" : "%.0f", rate)
+        let rateText = String(format: perSecond < 10 ? "%.2f" : "%.0f", perSecond)
         let line = String(format: "%@ %@ %5.1f%% %d/%d %@ %@ %@/s ETA %@  %@", step, bar, fraction * 100, done, total, unit,
                           rateText, unit, Self.duration(eta), detail)
         Console.status(line, after: interactive ? "\r\u{1B}[K" : "", newline: !interactive)

@@ -220,12 +220,13 @@ public final class EngineThread: EngineClient, @unchecked Sendable {
         }
         options.mode = simulatorKind
         defer { post(.progress(nil)) }
-        var stageStart = (stage: "", time: Clock.now, done: 0)
+        var stage = "", rate = ProgressRate()
         do {
             let report = try service.rewrite(options, progress: { [weak self] p in
-                if p.stage != stageStart.stage { stageStart = (p.stage, Clock.now, p.done) }
-                let elapsed = Clock.now - stageStart.time, done = p.done - stageStart.done
-                let eta = done > 0 && elapsed > 1 ? elapsed / Double(done) * Double(p.total - p.done) : nil
+                if p.stage != stage { (stage, rate) = (p.stage, ProgressRate()) }
+                let now = Clock.now
+                rate.record(p.done, at: now)
+                let eta = rate.eta(done: p.done, total: p.total, at: now)
                 self?.post(.progress(JobProgress(title: "rewrite: \(p.stage)", done: Double(p.done), total: Double(p.total),
                                                  unit: p.stage == "simulate" ? "latents" : "settings", eta: eta, detail: p.detail)))
             }, shouldStop: { [weak self] in self?.isCancelled ?? true })
@@ -261,11 +262,11 @@ public final class EngineThread: EngineClient, @unchecked Sendable {
         try open()
     }
 
-    /// Build progress → status-line events (at most ~10 a second), with a rate-based ETA.
+    /// Build progress → status-line events (at most ~10 a second), with `ProgressRate`'s ETA.
     final class Reporter: ProgressReporter {
         weak var engine: EngineThread?
         var step = "", total = 0, unit = ""
-        var samples: [(Double, Int)] = []
+        var rate = ProgressRate()
         var last = 0.0
 
         init(engine: EngineThread) { self.engine = engine }
@@ -273,20 +274,17 @@ public final class EngineThread: EngineClient, @unchecked Sendable {
         var shouldStop: Bool { engine?.isCancelled ?? true }
 
         func begin(_ step: String, total: Int, unit: String) {
-            self.step = step; self.total = total; self.unit = unit; samples = []
+            self.step = step; self.total = total; self.unit = unit; rate = ProgressRate()
             engine?.post(.progress(JobProgress(title: step, done: 0, total: Double(total), unit: unit)))
         }
 
         func advance(_ done: Int, detail: String) {
             let now = Clock.now
-            if samples.isEmpty || now - samples[samples.count - 1].0 >= 1 { samples.append((now, done)) }
-            if samples.count > 30 { samples.removeFirst() }
+            rate.record(done, at: now)
             guard now - last >= 0.1 || done == total else { return }
             last = now
-            let (t0, d0) = samples[0]
-            let rate = now - t0 > 0.5 ? Double(done - d0) / (now - t0) : 0
             engine?.post(.progress(JobProgress(title: step, done: Double(done), total: Double(total), unit: unit,
-                                               eta: rate > 0 ? Double(total - done) / rate : nil, detail: detail)))
+                                               eta: rate.eta(done: done, total: total, at: now), detail: detail)))
         }
 
         func end(_ step: String, summary: String) { engine?.post(.notice("\(step): \(summary)")) }
