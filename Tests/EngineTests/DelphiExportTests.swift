@@ -152,6 +152,25 @@ final class DelphiExportTests: XCTestCase {
         XCTAssertEqual(try String(contentsOf: results.appendingPathComponent("explanations/\(Self.module)_latent40.txt"), encoding: .utf8), #""forty\nlines""#)
     }
 
+    /// `--latents SPEC`: only those latents' activations, in splits that still cover every latent.
+    func testLatentsKeepsOnlyThoseActivationsWithAbsoluteIds() throws {
+        let (ws, _, codes) = try makeWorkspace()
+        var job = DelphiExport(workspace: ws, module: Self.module)
+        job.splits = 2
+        job.latents = [1, 40]
+        let results = dir.appendingPathComponent("some")
+        let summary = try job.run(into: results, reporter: Quiet())
+        XCTAssertEqual(summary.splits, ["0_23.safetensors", "24_47.safetensors"])
+        let cache = try DelphiCache(results: results, hookpoint: nil)
+        var read: [Int: Int] = [:]
+        for split in cache.splits {
+            for e in try cache.entries(of: split, sequences: Self.windows, length: Self.L) { read[e.latent, default: 0] += 1 }
+        }
+        let want = [1, 40].map { m in codes.values.reduce(0) { $0 + $1.reduce(0) { $0 + $1.filter { Int($0.latent) == m && $0.value != 0 }.count } } }
+        XCTAssertEqual(read, [1: want[0], 40: want[1]])
+        XCTAssertGreaterThan(want.min()!, 0)
+    }
+
     /// Export, then `loupe import delphi`: the same corpus, held-out codes and per-latent records
     /// as the workspace's own codes make.
     func testRoundTripGivesTheSameRecords() throws {
