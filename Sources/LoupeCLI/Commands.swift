@@ -84,6 +84,11 @@ struct CommandSpec: Sendable {
                  summary: ["a latent cache made by EleutherAI's delphi (DIR/latents/<hookpoint>/<start>_<end>.safetensors)",
                            "as a new workspace the explorer opens; its tokens must be the model's tokenizer's"]),
         ]) { try ImportCommand.run(&$0) },
+        CommandSpec("export", [
+            Form(synopsis: "export delphi DIR [--latents SPEC] [--splits 5] [--module M] [--model-name NAME] [--workspace DIR]",
+                 summary: ["the workspace's latent cache and explanations in delphi's layout (the inverse of `import delphi`),",
+                           "so delphi's LatentDataset loads them and its scorers score Loupe's explanations"]),
+        ]) { try ExportCommand.run(&$0) },
         CommandSpec("latent", [
             Form(synopsis: "latent ID [--windows 10] [--workspace DIR]",
                  summary: ["a latent's statistics, logit effects, neighbours and top windows"]),

@@ -1,8 +1,42 @@
 import Foundation
 
 /// Shared by the append-only logs (explanations, scores, the rewrite's simulations): how a line
-/// is appended and how the lines are read back.
+/// is appended, how the lines are read back, and how damaged lines are counted and named.
 public enum AppendOnly {
+    /// The one rule for a log's damaged lines (unparsable or invalid): each is skipped on its own,
+    /// never hiding the lines after it; they are counted, the first few named by their 1-based line
+    /// number in the file, and `warning` says so in one line. A reader calls `damaged(at:)` per bad
+    /// line of a `Tail`, then `read(_:)` once the tail is done; `reset()` when a tail restarts.
+    public struct DamagedLines: Equatable, Sendable {
+        /// Damaged lines skipped so far.
+        public private(set) var count = 0
+        /// 1-based line numbers of the first damaged lines (at most 10), in file order.
+        public private(set) var first: [Int] = []
+        /// Lines of the file read before the current tail (blank ones included).
+        private var linesRead = 0
+
+        public init() {}
+
+        /// Notes the damaged line `number` (0-based among the current tail's lines, `Tail.numbers`).
+        public mutating func damaged(at number: Int) {
+            count += 1
+            if first.count < 10 { first.append(linesRead + number + 1) }
+        }
+
+        /// The tail's lines are done: the next tail's numbers continue after them.
+        public mutating func read(_ tail: Tail) { linesRead += tail.lineCount }
+
+        /// The file was replaced or truncated and is read again from the start.
+        public mutating func reset() { self = DamagedLines() }
+
+        /// One line naming the log and its first damaged line, or nil when every line was read.
+        public func warning(path: String) -> String? {
+            guard let line = first.first else { return nil }
+            let more = count > 1 ? " and \(count - 1) more" : ""
+            return "\(path): line \(line)\(more) damaged and skipped; every other line was read (fix or delete the line to silence this)"
+        }
+    }
+
     /// The complete lines of a log after byte `offset`, blank ones dropped: an unterminated last
     /// line (torn by a crash, or still being written) waits. `restart` is true when the file is
     /// shorter than `offset` (replaced or truncated): the lines are then read from the start, and

@@ -102,10 +102,8 @@ public final class ExplanationStore: @unchecked Sendable {
     private var byLatent: [Int: [Int]] = [:]
     /// Bytes of the log read so far: up to and including its last "\n".
     private var consumed: UInt64 = 0
-    private var skipped = 0
-    /// 1-based numbers of the damaged lines (the first few), lines of the file read so far, ids in use.
-    private var damaged: [Int] = []
-    private var linesRead = 0
+    /// The damaged lines skipped (AppendOnly's rule), and the ids in use.
+    private var damaged = AppendOnly.DamagedLines()
     private var ids = Set<Int>()
     private var maxIDRead = 0
 
@@ -123,19 +121,13 @@ public final class ExplanationStore: @unchecked Sendable {
     }
 
     /// Lines of the log that could not be read and were skipped.
-    public var skippedLines: Int { lock.withLock { skipped } }
+    public var skippedLines: Int { lock.withLock { damaged.count } }
 
     /// 1-based line numbers of the first damaged lines (at most 10), in file order.
-    public var damagedLines: [Int] { lock.withLock { damaged } }
+    public var damagedLines: [Int] { lock.withLock { damaged.first } }
 
     /// One line naming the first damaged line of the log, or nil when every line was read.
-    public var warning: String? {
-        lock.withLock {
-            guard let first = damaged.first else { return nil }
-            let more = skipped > 1 ? " and \(skipped - 1) more" : ""
-            return "\(logURL.path): line \(first)\(more) damaged and skipped; every other line was read (fix or delete the line to silence this)"
-        }
-    }
+    public var warning: String? { lock.withLock { damaged.warning(path: logURL.path) } }
 
     /// Reads lines other processes have appended since the store was opened.
     public func refresh() throws { try lock.withLock { try readNewLines() } }
@@ -396,20 +388,19 @@ public final class ExplanationStore: @unchecked Sendable {
     /// for later. A file shorter than what was read (replaced or truncated) is read again from the start.
     private func readNewLines() throws {
         guard let tail = try AppendOnly.readLines(logURL.path, after: consumed) else { return }
-        if tail.restart { versions = []; byLatent = [:]; skipped = 0; damaged = []; linesRead = 0; ids = []; maxIDRead = 0 }
+        if tail.restart { versions = []; byLatent = [:]; damaged.reset(); ids = []; maxIDRead = 0 }
         consumed = tail.end
         for (parsed, number) in zip(Self.decode(tail.lines), tail.numbers) {
             // Each line stands alone: a damaged one is skipped without affecting those after it.
             guard let v = parsed, (1...Self.maxID).contains(v.id), v.latent >= 0, ids.insert(v.id).inserted else {
-                skipped += 1
-                if damaged.count < 10 { damaged.append(linesRead + number + 1) }
+                damaged.damaged(at: number)
                 continue
             }
             maxIDRead = max(maxIDRead, v.id)
             byLatent[v.latent, default: []].append(versions.count)
             versions.append(v)
         }
-        linesRead += tail.lineCount
+        damaged.read(tail)
     }
 
     /// Decodes lines, all at once as one JSON array when every line is good, else one by one.

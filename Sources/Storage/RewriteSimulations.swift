@@ -9,7 +9,10 @@ import Foundation
 ///
 /// with the expected digits (0…9, to 0.001) before calibration, which the experiment applies.
 /// Append-only UTF-8, each line ended by "\n" and fsynced; a torn last line (a crash mid-write)
-/// is ignored and the next append first ends it, as in the other logs.
+/// is ignored and the next append first ends it, as in the other logs. A damaged line (torn,
+/// unparsable, a negative latent, or a window whose values do not match its length) is skipped
+/// on its own, never hiding the lines after it (`AppendOnly.DamagedLines`): counted in
+/// `skippedLines`, the first named in `warning`; its simulations are simply made again.
 public final class RewriteSimulationCache: @unchecked Sendable {
     public struct Key: Hashable, Codable, Sendable {
         public var latent: Int
@@ -48,7 +51,16 @@ public final class RewriteSimulationCache: @unchecked Sendable {
 
     public let url: URL
     private var entries: [Key: [Context: [Float]]] = [:]
-    public private(set) var skippedLines = 0
+    private var damaged = AppendOnly.DamagedLines()
+
+    /// Lines that could not be read and were skipped.
+    public var skippedLines: Int { damaged.count }
+
+    /// 1-based line numbers of the first damaged lines (at most 10), in file order.
+    public var damagedLines: [Int] { damaged.first }
+
+    /// One line naming the cache's first damaged line, or nil when every line was read.
+    public var warning: String? { damaged.warning(path: url.path) }
 
     public convenience init(workspace: Workspace) throws {
         try self.init(url: workspace.rewriteDirectory.appendingPathComponent("simulations.jsonl"))
@@ -59,13 +71,15 @@ public final class RewriteSimulationCache: @unchecked Sendable {
         self.url = url
         guard let tail = try AppendOnly.readLines(url.path, after: 0) else { return }
         let decoder = JSONDecoder()
-        for line in tail.lines {
-            guard let l = try? decoder.decode(Line.self, from: line) else { skippedLines += 1; continue }
+        for (line, number) in zip(tail.lines, tail.numbers) {
+            guard let l = try? decoder.decode(Line.self, from: line), l.latent >= 0,
+                  l.windows.allSatisfy({ $0.expected.count == $0.length }) else { damaged.damaged(at: number); continue }
             let key = Key(latent: l.latent, version: l.version, backend: l.backend, mode: l.mode)
-            for w in l.windows where w.expected.count == w.length {
+            for w in l.windows {
                 entries[key, default: [:]][Context(window: w.window, start: w.start, length: w.length)] = w.expected
             }
         }
+        damaged.read(tail)
     }
 
     public func expected(_ key: Key, _ context: Context) -> [Float]? { entries[key]?[context] }

@@ -11,9 +11,12 @@ import Foundation
 /// Both are append-only UTF-8, each line ended by "\n". A result is appended under an exclusive
 /// `flock` on scores.jsonl: the simulation line first, then the score line pointing at it, each one
 /// `write()` then `fsync`. A crash can only leave a last line torn (unterminated): reading ignores
-/// it and the next append first ends it with "\n", so it never merges into a good line; such lines
-/// and other unreadable ones are skipped and counted in `skippedLines`. A score whose simulation
-/// line is missing or unreadable still counts; `simulation(for:)` then returns nil.
+/// it and the next append first ends it with "\n", so it never merges into a good line. A damaged
+/// line of scores.jsonl (torn, unparsable, a negative latent) is skipped on its own, never hiding
+/// the lines after it, as in the explanation log (`AppendOnly.DamagedLines`): counted in
+/// `skippedLines`, the first named in `warning`, which the command line and the explorer show.
+/// A score whose simulation line is missing or unreadable still counts; `simulation(for:)` then
+/// returns nil.
 ///
 /// A result is keyed by (explanation version id, mode, calibration, backend); scoring the same key
 /// again (`loupe score --redo`) appends a new line, and the last one wins.
@@ -27,7 +30,7 @@ public final class ScoreStore: @unchecked Sendable {
     private var byLatent: [Int: [Int]] = [:]
     private var byKey: [ScoreKey: Int] = [:]
     private var consumed: UInt64 = 0
-    private var skipped = 0
+    private var damaged = AppendOnly.DamagedLines()
 
     public convenience init(workspace: Workspace) throws {
         try self.init(directory: workspace.explanationsDirectory)
@@ -40,7 +43,13 @@ public final class ScoreStore: @unchecked Sendable {
     }
 
     /// Lines of scores.jsonl that could not be read and were skipped.
-    public var skippedLines: Int { lock.withLock { skipped } }
+    public var skippedLines: Int { lock.withLock { damaged.count } }
+
+    /// 1-based line numbers of the first damaged lines of scores.jsonl (at most 10), in file order.
+    public var damagedLines: [Int] { lock.withLock { damaged.first } }
+
+    /// One line naming scores.jsonl's first damaged line, or nil when every line was read.
+    public var warning: String? { lock.withLock { damaged.warning(path: scoresURL.path) } }
 
     /// Reads results other processes have appended since.
     public func refresh() throws { try lock.withLock { try readNewLines() } }
@@ -163,15 +172,16 @@ public final class ScoreStore: @unchecked Sendable {
     /// unterminated tail waits. A file shorter than what was read is read again from the start.
     private func readNewLines() throws {
         guard let tail = try AppendOnly.readLines(scoresURL.path, after: consumed) else { return }
-        if tail.restart { results = []; byLatent = [:]; byKey = [:]; skipped = 0 }
+        if tail.restart { results = []; byLatent = [:]; byKey = [:]; damaged.reset() }
         consumed = tail.end
         let decoder = JSONDecoder()
         decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        for line in tail.lines {
-            guard let s = try? decoder.decode(LatentScores.self, from: Data(line)), s.latent >= 0 else { skipped += 1; continue }
+        for (line, number) in zip(tail.lines, tail.numbers) {
+            guard let s = try? decoder.decode(LatentScores.self, from: Data(line)), s.latent >= 0 else { damaged.damaged(at: number); continue }
             byLatent[s.latent, default: []].append(results.count)
             byKey[s.key] = results.count
             results.append(s)
         }
+        damaged.read(tail)
     }
 }

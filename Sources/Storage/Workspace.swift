@@ -1,3 +1,4 @@
+import Formats
 import Foundation
 
 /// A workspace folder: everything built for one (model, layer, corpus) — the corpus windows, the
@@ -44,7 +45,9 @@ public struct Workspace: Sendable {
         guard exists else {
             throw WorkspaceError.noWorkspace(directory.path)
         }
-        return try JSONFile.read(WorkspaceManifest.self, from: manifestURL)
+        let m = try JSONFile.read(WorkspaceManifest.self, from: manifestURL)
+        try m.check(path: manifestURL.path)
+        return m
     }
 
     public func save(_ m: WorkspaceManifest) throws {
@@ -113,6 +116,40 @@ public struct WorkspaceManifest: Codable, Equatable, Sendable {
     public static func hookpoint(layer: Int) -> String { "layers.\(layer).mlp" }
 
     public func isDone(_ step: String) -> Bool { steps[step]?.done ?? false }
+
+    /// Every number checked against `Limits` and the others (`WorkspaceError.badField` naming the
+    /// file and field), so what reads the manifest can trust it: 0 ≤ layer < Limits.layers,
+    /// 1 ≤ k ≤ latents, window_length ≥ 1, token counts ≥ 0, evaluation numbers finite.
+    public func check(path: String) throws {
+        func bad(_ field: String, _ reason: String) -> WorkspaceError { .badField(path: path, field: field, reason: reason) }
+        func within(_ field: String, _ v: Int, _ r: ClosedRange<Int>) throws {
+            guard r.contains(v) else { throw bad(field, "is \(v), expected \(r.lowerBound)…\(r.upperBound)") }
+        }
+        func finite(_ field: String, _ v: Double, atMost high: Double? = nil) throws {
+            guard v.isFinite, v >= 0, v <= (high ?? .greatestFiniteMagnitude) else {
+                throw bad(field, "is \(v), expected " + (high.map { "a number in 0…\($0)" } ?? "a finite number ≥ 0"))
+            }
+        }
+        guard formatVersion == 1 else { throw bad("format_version", "is \(formatVersion), expected 1") }
+        try within("layer", layer, 0...(Limits.layers - 1))
+        try within("latents", latents, 1...Limits.latents)
+        try within("k", k, 1...min(latents, Limits.topK))
+        try within("window_length", windowLength, 1...Limits.windowLength)
+        try within("train_tokens", trainTokens, 0...Limits.corpusTokens)
+        try within("held_out_tokens", heldOutTokens, 0...Limits.corpusTokens)
+        for (name, step) in steps.sorted(by: { $0.key < $1.key }) {
+            try within("steps.\(name.prefix(40)).tokens", step.tokens, 0...Int.max)
+            try finite("steps.\(name.prefix(40)).seconds", step.seconds)
+        }
+        if let e = evaluation {
+            try finite("evaluation.fvu", e.fvu)
+            try finite("evaluation.dead_fraction", e.deadFraction, atMost: 1)
+            try finite("evaluation.ce_base", e.ceBase)
+            try finite("evaluation.ce_transcoder", e.ceTranscoder)
+            try finite("evaluation.ce_zero_ablation", e.ceZeroAblation)
+            try within("evaluation.tokens", e.tokens, 0...Limits.corpusTokens)
+        }
+    }
 
     enum CodingKeys: String, CodingKey {
         case formatVersion = "format_version", model, layer, latents, k, transcoderSource = "transcoder_source",

@@ -41,20 +41,64 @@ final class HostileServerTests: XCTestCase {
         print(String(format: "silent server: %@ after %.2f s, %.3f s CPU", "\(error!)", seconds, cpu))
     }
 
-    /// The same over https (URLSession, TLS): a server that never answers the handshake. The
-    /// deadline holds; the CPU bound is looser, as URLSession on Linux (libcurl's loop underneath)
-    /// keeps half a core to a whole one busy while it waits (measured: 1.96 s of CPU in a 4 s wait, 1.05 s in 1 s in a full suite) — the
-    /// http path, ours, spends none.
-    func testSilentServerOverHTTPSEndsAtTheFirstByteDeadline() throws {
+    /// The same over https (libcurl driven by CurlTLS): a server that never answers the TLS
+    /// handshake. The wait sleeps as the http path's does (URLSession, used before, spun half a
+    /// core to a whole one here: 1.96 s of CPU in a 4 s wait).
+    func testSilentServerOverHTTPSEndsAtTheFirstByteDeadlineWhileSleeping() throws {
+        // The first https request loads libcurl and OpenSSL (a few tens of ms of CPU): not waiting.
+        _ = try? HTTPClient.post(URL(string: "https://127.0.0.1:1/")!, headers: [], body: Data(), limits: short)
         let plain = try start("silent")
         let url = URL(string: plain.absoluteString.replacingOccurrences(of: "http://", with: "https://"))!
         let (error, seconds, cpu) = failure { try OpenAISimulator.post(Data("{}".utf8), to: url, apiKey: nil, limits: short) }
         XCTAssertEqual(error, .serverTimedOut(url: OpenAISimulator.base(of: url), seconds: 1))
+        XCTAssertGreaterThanOrEqual(seconds, 0.9)
         XCTAssertLessThan(seconds, 1.9, "the first-byte deadline is 1 s")
-        // Bounded, not zero: URLSession's spin shows up as up to about one core here, so only
-        // a runaway past both cores' worth of the wait fails.
-        XCTAssertLessThan(cpu, 1.8 * seconds, "\(cpu) s of CPU in \(seconds) s: more than both cores")
+        XCTAssertLessThan(cpu, 0.1 * seconds, "waiting must sleep, not spin (\(cpu) s of CPU in \(seconds) s)")
         print(String(format: "silent server over https: %@ after %.2f s, %.3f s CPU", "\(error.map { "\($0)" } ?? "no error")", seconds, cpu))
+    }
+
+    /// A literal address is never handed to the resolver; a name is, and a resolver that does not
+    /// answer ends at the connect deadline with one line, while this thread sleeps.
+    func testNameResolutionHasTheConnectDeadline() throws {
+        final class Calls: @unchecked Sendable { let lock = NSLock(); var hosts: [String] = [] }
+        let calls = Calls()
+        let stuck: HTTPClient.Resolver = { host, _ in
+            calls.lock.withLock { calls.hosts.append(host) }
+            Thread.sleep(forTimeInterval: 3)
+            return nil
+        }
+        for host in ["127.0.0.1", "::1"] {
+            let addresses = try HTTPClient.resolve(host: host, port: 80, deadline: HTTPClient.monotonicNow() + 1, seconds: 1, resolver: stuck)
+            XCTAssertEqual(addresses.count, 1, host)
+            XCTAssertEqual(Int32(addresses[0].family), host.contains(":") ? AF_INET6 : AF_INET, host)
+        }
+        let plain = try start("silent")
+        XCTAssertThrowsError(try HTTPClient.post(plain, headers: [], body: Data(), limits: short, resolver: stuck)) {
+            XCTAssertEqual($0 as? HTTPFailure, .noFirstByte(seconds: 1), "the numeric host reached the server without the resolver")
+        }
+        XCTAssertEqual(calls.lock.withLock { calls.hosts }, [], "a numeric host never asks the resolver")
+
+        var limits = short
+        limits.connect = 0.5
+        let named = URL(string: "http://slow-resolver.invalid:\(plain.port!)/v1/completions")!
+        let t0 = Date(), c0 = Self.cpuSeconds()
+        XCTAssertThrowsError(try HTTPClient.post(named, headers: [], body: Data(), limits: limits, resolver: stuck)) {
+            XCTAssertEqual($0 as? HTTPFailure, .resolveTimedOut(host: "slow-resolver.invalid", seconds: 0.5))
+        }
+        let seconds = Date().timeIntervalSince(t0), cpu = Self.cpuSeconds() - c0
+        XCTAssertGreaterThanOrEqual(seconds, 0.45)
+        XCTAssertLessThan(seconds, 1.5, "the connect deadline is 0.5 s; the resolver would take 3 s")
+        XCTAssertLessThan(cpu, 0.1, "waiting for the resolver must sleep (\(cpu) s of CPU)")
+        XCTAssertEqual(calls.lock.withLock { calls.hosts }, ["slow-resolver.invalid"])
+
+        // A resolver that answers "no such host" at once, and the one line a user sees.
+        XCTAssertThrowsError(try HTTPClient.post(named, headers: [], body: Data(), limits: limits, resolver: { _, _ in nil })) {
+            XCTAssertEqual($0 as? HTTPFailure, .cannotResolve(host: "slow-resolver.invalid"))
+        }
+        let message = "\(SimulatorError.serverUnreachable(url: "http://slow-resolver.invalid", reason: "cannot resolve slow-resolver.invalid: no answer from the resolver within 0.5 s", port: 80))"
+        assertOneEscapedLine(message, "resolve timed out")
+        XCTAssertTrue(message.contains("cannot resolve slow-resolver.invalid"), message)
+        print(String(format: "resolver stuck for 3 s: ended after %.2f s, %.3f s CPU", seconds, cpu))
     }
 
     func testDripEndsAtTheWholeReplyDeadline() throws {
@@ -211,15 +255,17 @@ final class HostileServerTests: XCTestCase {
     /// Runs `body`, returning its SimulatorError (nil if none), the seconds it took and the CPU
     /// seconds this process used meanwhile.
     private func failure(_ body: () throws -> HTTPReply) -> (SimulatorError?, Double, Double) {
-        func cpu() -> Double {
-            var usage = rusage()
-            getrusage(RUSAGE_SELF.rawValue, &usage)
-            return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
-        }
-        let t0 = Date(), c0 = cpu()
+        let t0 = Date(), c0 = Self.cpuSeconds()
         var error: SimulatorError?
         do { _ = try body() } catch let e as SimulatorError { error = e } catch { XCTFail("not a SimulatorError: \(error)") }
-        return (error, Date().timeIntervalSince(t0), cpu() - c0)
+        return (error, Date().timeIntervalSince(t0), Self.cpuSeconds() - c0)
+    }
+
+    /// CPU seconds this process has used.
+    static func cpuSeconds() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
     }
 
     /// Starts the hostile server in `mode` and returns its completions endpoint.

@@ -258,7 +258,7 @@ public enum FuzzReaders {
     }) { url in
         let store = try ExplanationStore(directory: url.deletingLastPathComponent(), latents: 100)
         _ = store.allCurrent()
-        _ = store.warning
+        try warned(store.skippedLines, store.warning)
         let before = store.history(5).count
         let v = try store.save(latent: 5, text: "fuzz \(before)")
         guard try ExplanationStore(directory: url.deletingLastPathComponent(), latents: 100).current(5) == v else {
@@ -270,11 +270,20 @@ public enum FuzzReaders {
     static let scoreStore = FuzzReader(name: "score-store", fileName: "scores.jsonl", setUp: none) { url in
         let store = try ScoreStore(directory: url.deletingLastPathComponent())
         for s in store.all { _ = store.history(latent: s.latent) }
+        try warned(store.skippedLines, store.warning)
     }
 
     /// The rewrite's simulation cache (simulations.jsonl).
     static let rewriteSimulations = FuzzReader(name: "rewrite-simulations", fileName: "simulations.jsonl", setUp: none) { url in
-        _ = try RewriteSimulationCache(url: url)
+        let cache = try RewriteSimulationCache(url: url)
+        try warned(cache.skippedLines, cache.warning)
+    }
+
+    /// A log that skipped lines must say so in one line (AppendOnly.DamagedLines), and only then.
+    static func warned(_ skipped: Int, _ warning: String?) throws {
+        guard (skipped > 0) == (warning != nil) else {
+            throw FuzzReader.Finding(description: "\(skipped) damaged lines skipped, but the warning is \(warning ?? "nil")")
+        }
     }
 
     /// An OpenAI-compatible server's reply body (`--simulator-url`): parsed and checked as the

@@ -145,6 +145,18 @@ enum Regressions {
         for i in 0..<20 { try store.save(latent: i % 5, text: "version \(i)") }
         let lines = try String(contentsOf: store.logURL, encoding: .utf8).split(separator: "\n").map(String.init)
         func log(_ edit: (inout [String]) -> Void) -> Data { var l = lines; edit(&l); return Data((l.joined(separator: "\n") + "\n").utf8) }
+        // The score store's and the rewrite cache's lines from the 47801cc fixture, edited.
+        func fixtureLines(_ path: String, _ edit: (inout [String]) -> Void) throws -> Data {
+            var l = try String(contentsOf: Seeds.fixture.appendingPathComponent(path), encoding: .utf8).split(separator: "\n").map(String.init)
+            edit(&l)
+            return Data((l.joined(separator: "\n") + "\n").utf8)
+        }
+        let workspace = try Data(contentsOf: Seeds.fixture.appendingPathComponent("workspace.json"))
+        func evaluation(_ field: String, _ value: String) throws -> Data {
+            var e = (try JSONSerialization.jsonObject(with: workspace) as! [String: Any])["evaluation"] as! [String: Any]
+            e[field] = try JSONSerialization.jsonObject(with: Data(value.utf8), options: .fragmentsAllowed)
+            return try json(workspace, ["evaluation": String(decoding: try JSONSerialization.data(withJSONObject: e, options: [.sortedKeys]), as: UTF8.self)])
+        }
 
         return [
             // GGUF (`loupe next --model F hi`)
@@ -232,6 +244,34 @@ enum Regressions {
                  input: Data(#"{"choices":[{"logprobs":{"tokens":["7","8"],"token_logprobs":[-0.1],"top_logprobs":[{"7":-0.1}]}}]}"#.utf8),
                  expected: "differ in length"),
             Case(harness: "explanation-log", name: "garbage-line-3.jsonl", input: log { $0[2] = "{\"id\":3,\"lat\u{0}\u{1B}[2J" }, expected: "accepted"),
+            // score store and rewrite cache: a damaged line is skipped on its own and warned about
+            Case(harness: "score-store", name: "garbage-line-2.jsonl",
+                 input: try fixtureLines("explanations/scores.jsonl") { $0[1] = String($0[1].prefix(40)) + "\u{0}\u{1B}[2J" }, expected: "accepted"),
+            Case(harness: "score-store", name: "latent-negative.jsonl",
+                 input: try fixtureLines("explanations/scores.jsonl") { $0[3] = $0[3].replacingOccurrences(of: #""latent":"#, with: #""latent":-"#) }, expected: "accepted"),
+            Case(harness: "rewrite-simulations", name: "garbage-line-2.jsonl",
+                 input: try fixtureLines("rewrite/simulations.jsonl") { $0[1] = String($0[1].prefix(30)) }, expected: "accepted"),
+            Case(harness: "rewrite-simulations", name: "length-disagrees.jsonl",
+                 input: try fixtureLines("rewrite/simulations.jsonl") { $0[2] = $0[2].replacingOccurrences(of: #""length":"#, with: #""length":9"#) }, expected: "accepted"),
+            // workspace.json
+            Case(harness: "workspace-manifest", name: "layer-minus-1.json", input: try json(workspace, ["layer": "-1"]), expected: "field 'layer' is -1, expected 0…1023"),
+            Case(harness: "workspace-manifest", name: "layer-2^40.json", input: try json(workspace, ["layer": "1099511627776"]), expected: "field 'layer' is 1099511627776, expected 0…1023"),
+            Case(harness: "workspace-manifest", name: "latents-0.json", input: try json(workspace, ["latents": "0"]), expected: "field 'latents' is 0, expected 1…16777216"),
+            Case(harness: "workspace-manifest", name: "latents-2^62.json", input: try json(workspace, ["latents": "4611686018427387904"]), expected: "field 'latents' is 4611686018427387904, expected 1…16777216"),
+            Case(harness: "workspace-manifest", name: "k-more-than-latents.json", input: try json(workspace, ["k": "33"]), expected: "field 'k' is 33, expected 1…32"),
+            Case(harness: "workspace-manifest", name: "k-0.json", input: try json(workspace, ["k": "0"]), expected: "field 'k' is 0, expected 1…32"),
+            Case(harness: "workspace-manifest", name: "window_length-0.json", input: try json(workspace, ["window_length": "0"]), expected: "field 'window_length' is 0, expected 1…16777216"),
+            Case(harness: "workspace-manifest", name: "train_tokens-negative.json", input: try json(workspace, ["train_tokens": "-5056"]), expected: "field 'train_tokens' is -5056, expected 0…17179869184"),
+            Case(harness: "workspace-manifest", name: "held_out_tokens-2^62.json", input: try json(workspace, ["held_out_tokens": "4611686018427387904"]),
+                 expected: "field 'held_out_tokens' is 4611686018427387904, expected 0…17179869184"),
+            Case(harness: "workspace-manifest", name: "step-tokens-negative.json",
+                 input: try json(workspace, ["steps": #"{"cache": {"done": true, "seconds": 0.3, "tokens": -1}}"#]), expected: "field 'steps.cache.tokens' is -1"),
+            Case(harness: "workspace-manifest", name: "evaluation-fvu-negative.json", input: try evaluation("fvu", "-1"),
+                 expected: "field 'evaluation.fvu' is -1.0, expected a finite number ≥ 0"),
+            Case(harness: "workspace-manifest", name: "evaluation-dead_fraction-2.json", input: try evaluation("dead_fraction", "2"),
+                 expected: "field 'evaluation.dead_fraction' is 2.0, expected a number in 0…1.0"),
+            Case(harness: "workspace-manifest", name: "evaluation-ce_zero_ablation-negative.json", input: try evaluation("ce_zero_ablation", "-4.5"),
+                 expected: "field 'evaluation.ce_zero_ablation' is -4.5, expected a finite number ≥ 0"),
         ]
     }
 }

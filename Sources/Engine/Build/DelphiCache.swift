@@ -104,7 +104,9 @@ public struct DelphiCache {
             guard info.shape.count == 2, info.shape[0] > 0, info.shape[1] > 0 else {
                 throw DelphiError.badTensor(path: s.file.path, tensor: "tokens", reason: "shape \(info.shape), expected [sequences, ctx_len]")
             }
-            let ids = try Self.integers(f, info).map { v -> Int32 in
+            let id = try Self.integerReader(f, info)
+            let ids = try (0..<info.elementCount).map { i -> Int32 in
+                let v = id(i)
                 guard v >= 0 && v <= Int(Int32.max) else {
                     throw DelphiError.badTensor(path: s.file.path, tensor: "tokens", reason: "holds the id \(v)")
                 }
@@ -120,42 +122,58 @@ public struct DelphiCache {
     }
 
     /// The non-zero activations of one split, checked against `sequences` × `length` and the split's
-    /// latent range, in file order.
+    /// latent range, in file order (`forEachEntry` collected).
     public func entries(of split: Split, sequences: Int, length: Int) throws -> [Entry] {
+        var out: [Entry] = []
+        try forEachEntry(of: split, sequences: sequences, length: length) { out.append($0) }
+        return out
+    }
+
+    /// Each activation of one split in file order, each row checked against `sequences` × `length`
+    /// and the split's latent range before `body` sees it. Read from the mapped file as it goes:
+    /// nothing the size of the split is allocated, so a cache of many GB is read in bounded memory.
+    public func forEachEntry(of split: Split, sequences: Int, length: Int, _ body: (Entry) throws -> Void) throws {
         let f = try SafetensorsFile(path: split.file.path)
         guard let loc = f.tensors["locations"] else { throw DelphiError.missingTensor(path: split.file.path, tensor: "locations") }
-        guard f.tensors["activations"] != nil else { throw DelphiError.missingTensor(path: split.file.path, tensor: "activations") }
+        guard let act = f.tensors["activations"] else { throw DelphiError.missingTensor(path: split.file.path, tensor: "activations") }
         guard loc.shape.count == 2, loc.shape[1] == 3 else {
             throw DelphiError.badTensor(path: split.file.path, tensor: "locations", reason: "shape \(loc.shape), expected [N, 3]")
         }
         let n = loc.shape[0]
-        let values: [Float]
-        do { values = try f.floats("activations", shape: [n]) } catch {
-            throw DelphiError.badTensor(path: split.file.path, tensor: "activations", reason: "expected \(n) float16 values (one per location): \(error)")
+        guard act.shape == [n] else {
+            throw DelphiError.badTensor(path: split.file.path, tensor: "activations", reason: "shape \(act.shape), expected [\(n)] (one value per location)")
         }
-        let l = try Self.integers(f, loc)
-        var out: [Entry] = []
-        out.reserveCapacity(n)
+        let raw = f.data(of: act)
+        let value: (Int) -> Float
+        switch act.dtype {
+        case .f16: value = { Float(Float16(bitPattern: UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self)))) }
+        case .bf16: value = { Float(bitPattern: UInt32(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self))) << 16) }
+        case .f32: value = { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self))) }
+        default: throw DelphiError.badTensor(path: split.file.path, tensor: "activations", reason: "dtype \(act.dtype.rawValue), expected F16, BF16 or F32")
+        }
+        let l = try Self.integerReader(f, loc)
         for i in 0..<n {
-            let s = l[3 * i], p = l[3 * i + 1], m = split.start + l[3 * i + 2]
+            let s = l(3 * i), p = l(3 * i + 1), m = split.start &+ l(3 * i + 2)
             guard s >= 0 && s < sequences, p >= 0 && p < length, m >= split.start && m <= split.end else {
                 throw DelphiError.badTensor(path: split.file.path, tensor: "locations",
-                                            reason: "row \(i) is [\(s), \(p), \(l[3 * i + 2])], outside \(sequences) sequences × \(length) positions and latents \(split.start)…\(split.end)")
+                                            reason: "row \(i) is [\(s), \(p), \(l(3 * i + 2))], outside \(sequences) sequences × \(length) positions and latents \(split.start)…\(split.end)")
             }
-            out.append(Entry(latent: m, sequence: s, position: p, value: values[i]))
+            try body(Entry(latent: m, sequence: s, position: p, value: value(i)))
         }
-        return out
     }
 
-    /// An integer tensor's values (any of safetensors' integer types) as Int.
-    static func integers(_ f: SafetensorsFile, _ info: SafetensorsFile.TensorInfo) throws -> [Int] {
-        let raw = f.data(of: info), n = info.elementCount
-        func read<T: FixedWidthInteger>(_: T.Type) -> [Int] { (0..<n).map { Int(T(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * MemoryLayout<T>.size, as: T.self))) } }
+    /// Element i of an integer tensor (any of safetensors' integer types) as Int, read in place
+    /// (valid while `f` is open; a u64 past Int.max reads as negative, which every caller refuses).
+    static func integerReader(_ f: SafetensorsFile, _ info: SafetensorsFile.TensorInfo) throws -> (Int) -> Int {
+        let raw = f.data(of: info)
+        func read<T: FixedWidthInteger>(_: T.Type) -> (Int) -> Int {
+            { Int(truncatingIfNeeded: T(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * MemoryLayout<T>.size, as: T.self))) }
+        }
         switch info.dtype {
         case .u8: return read(UInt8.self)
         case .u16: return read(UInt16.self)
         case .u32: return read(UInt32.self)
-        case .u64: return read(UInt64.self).map { $0 }
+        case .u64: return read(UInt64.self)
         case .i16: return read(Int16.self)
         case .i32: return read(Int32.self)
         case .i64: return read(Int64.self)
@@ -180,6 +198,11 @@ public enum DelphiError: Error, Equatable, CustomStringConvertible {
     case noLayer(hookpoint: String)
     case tooFewSequences(path: String, sequences: Int, heldOutEvery: Int)
     case workspaceExists(path: String)
+    case tooManyLatentsPerToken(path: String, found: Int, limit: Int)
+    case exportOfImport(path: String, source: String)
+    case exportExists(path: String)
+    case nothingToExport(path: String)
+    case cannotWrite(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -198,6 +221,13 @@ public enum DelphiError: Error, Equatable, CustomStringConvertible {
         case let .noLayer(hookpoint): return "the hookpoint '\(hookpoint)' names no layer (layers.<L>); give it with --layer"
         case let .tooFewSequences(path, sequences, every): return "\(path) tensor 'tokens' has \(sequences) sequence\(sequences == 1 ? "" : "s"); Loupe holds out every \(every)th and needs at least 2 (give --held-out-every)"
         case let .workspaceExists(path): return "\(path) already holds a workspace (workspace.json); import into a new folder with --workspace"
+        case let .tooManyLatentsPerToken(path, found, limit):
+            return "\(path): a token has \(found) non-zero latents, more than Loupe's limit of \(limit) (Formats/Limits.swift topK); export fewer latents from delphi"
+        case let .exportOfImport(path, source):
+            return "the workspace at \(path) was imported from delphi's cache \(source), which is that cache already; export its explanations with `loupe explanations export --delphi DIR`"
+        case let .exportExists(path): return "\(path) already exists; export into a new folder (nothing there is overwritten)"
+        case let .nothingToExport(path): return "\(path) holds no codes of the workspace's windows; finish the workspace with `loupe build` first"
+        case let .cannotWrite(path, reason): return "cannot write \(path): \(reason)"
         }
     }
 }

@@ -1,3 +1,4 @@
+import Formats
 import Foundation
 import Kernels
 import Storage
@@ -61,38 +62,68 @@ public struct DelphiImport {
         let corpus = Corpus(windowLength: L, heldOutEvery: heldOutEvery, tokens: ids)
         try corpus.save(to: workspace.corpusDirectory, sources: [Self.sourcePrefix + cache.directory.path])
 
-        // Every token's latents, from each split in turn.
-        reporter.begin("import", total: cache.splits.count, unit: "splits")
-        var perRow = [[(latent: UInt32, value: Float16)]](repeating: [], count: sequences * L)
+        // Every token's latents, read from the mapped splits twice (bounded memory: no split and no
+        // per-token list is held): first how many each token has, which gives k; then into k slots
+        // a token, straight into the training or held-out rows it belongs to.
+        let train = corpus.trainingWindows, held = corpus.heldOutWindows
+        var slot = [Int](repeating: 0, count: sequences)  // per sequence: its row block in train or held
+        for (i, w) in train.enumerated() { slot[w] = i }
+        for (i, w) in held.enumerated() { slot[w] = i }
+        reporter.begin("import", total: 2 * cache.splits.count, unit: "passes over splits")
+        var filled = [Int32](repeating: 0, count: sequences * L)
         for (n, split) in cache.splits.enumerated() {
             if reporter.shouldStop { throw CancellationError() }
-            for e in try cache.entries(of: split, sequences: sequences, length: L) where e.value > 0 {
-                perRow[e.sequence * L + e.position].append((UInt32(e.latent), Float16(e.value)))
+            try cache.forEachEntry(of: split, sequences: sequences, length: L) { e in
+                if e.value > 0 { filled[e.sequence * L + e.position] += 1 }
             }
             reporter.advance(n + 1, detail: split.file.lastPathComponent)
         }
-        let k = max(1, perRow.map(\.count).max() ?? 1)
-        func codes(of windows: [Int]) -> (indices: [UInt32], values: [Float16]) {
-            var indices = [UInt32](repeating: 0, count: windows.count * L * k), values = [Float16](repeating: 0, count: windows.count * L * k)
+        let k = max(1, Int(filled.max() ?? 1))
+        guard k <= Limits.topK else {
+            throw DelphiError.tooManyLatentsPerToken(path: cache.directory.path, found: k, limit: Limits.topK)
+        }
+        var trainCodes = (indices: [UInt32](repeating: 0, count: train.count * L * k), values: [Float16](repeating: 0, count: train.count * L * k))
+        var heldCodes = (indices: [UInt32](repeating: 0, count: held.count * L * k), values: [Float16](repeating: 0, count: held.count * L * k))
+        for i in filled.indices { filled[i] = 0 }
+        for (n, split) in cache.splits.enumerated() {
+            if reporter.shouldStop { throw CancellationError() }
+            try cache.forEachEntry(of: split, sequences: sequences, length: L) { e in
+                guard e.value > 0 else { return }
+                let token = e.sequence * L + e.position
+                guard Int(filled[token]) < k else {
+                    throw DelphiError.badTensor(path: split.file.path, tensor: "locations", reason: "changed while it was read; import again")
+                }
+                let at = (slot[e.sequence] * L + e.position) * k + Int(filled[token])
+                if corpus.isHeldOut(e.sequence) {
+                    heldCodes.indices[at] = UInt32(e.latent); heldCodes.values[at] = Float16(e.value)
+                } else {
+                    trainCodes.indices[at] = UInt32(e.latent); trainCodes.values[at] = Float16(e.value)
+                }
+                filled[token] += 1
+            }
+            reporter.advance(cache.splits.count + n + 1, detail: split.file.lastPathComponent)
+        }
+        // Each token's latents by value, descending (ties: lower latent first), as `loupe cache` stores them.
+        func sortRows(_ c: inout (indices: [UInt32], values: [Float16]), windows: [Int]) {
             for (i, w) in windows.enumerated() {
-                for p in 0..<L {
-                    let row = i * L + p
-                    for (j, c) in perRow[w * L + p].sorted(by: { $0.value > $1.value || ($0.value == $1.value && $0.latent < $1.latent) }).enumerated() {
-                        indices[row * k + j] = c.latent
-                        values[row * k + j] = c.value
+                for p in 0..<L where filled[w * L + p] > 1 {
+                    let base = (i * L + p) * k, n = Int(filled[w * L + p])
+                    var row: [(latent: UInt32, value: Float16)] = (0..<n).map { (c.indices[base + $0], c.values[base + $0]) }
+                    row.sort { (a: (latent: UInt32, value: Float16), b: (latent: UInt32, value: Float16)) -> Bool in
+                        a.value > b.value || (a.value == b.value && a.latent < b.latent)
                     }
+                    for j in 0..<n { c.indices[base + j] = row[j].latent; c.values[base + j] = row[j].value }
                 }
             }
-            return (indices, values)
         }
-        let train = corpus.trainingWindows, held = corpus.heldOutWindows
-        let trainCodes = codes(of: train)
+        sortRows(&trainCodes, windows: train)
+        sortRows(&heldCodes, windows: held)
+        filled = []
         reporter.end("import", summary: "\(cache.latents) latents, \(sequences) sequences of \(L) tokens, up to \(k) latents a token")
 
         // Held-out codes in `loupe cache`'s layout: per row k × u32 index then k × f16 value.
         let cacheDirectory = workspace.cacheDirectory
         try FileManager.default.createDirectory(at: cacheDirectory.appendingPathComponent("codes", isDirectory: true), withIntermediateDirectories: true)
-        let heldCodes = codes(of: held)
         var data = Data(capacity: held.count * L * k * 6)
         for r in 0..<held.count * L {
             heldCodes.indices[r * k..<(r + 1) * k].withUnsafeBytes { data.append(contentsOf: $0) }

@@ -25,6 +25,8 @@ public final class RewriteExperiment {
     public let backend: SimulatorBackend
     public let options: RewriteOptions
     let tokenText: (Int) -> String
+    /// Told, once per run, each log with damaged lines (explanations, scores, the simulation cache).
+    public var notice: (String) -> Void = { _ in }
 
     public init(workspace: Workspace, splice: Splice, backend: SimulatorBackend, tokenText: @escaping (Int) -> String,
                 options: RewriteOptions) throws {
@@ -94,7 +96,8 @@ public final class RewriteExperiment {
         let manifest = try workspace.load()
         let corpus = try Corpus.load(from: workspace.corpusDirectory).0
         let cache = try LatentCache(directory: workspace.cacheDirectory)
-        let current = try ExplanationStore(workspace: workspace).allCurrent()
+        let explanations = try ExplanationStore(workspace: workspace)
+        let current = explanations.allCurrent()
         let scores = try ScoreStore(workspace: workspace)
         let windows = try Self.windows(corpus: corpus, options: options)
         let kind = options.mode
@@ -117,6 +120,7 @@ public final class RewriteExperiment {
 
         // Simulate (through the cache).
         let simCache = try RewriteSimulationCache(workspace: workspace)
+        for warning in [explanations.warning, scores.warning, simCache.warning].compactMap({ $0 }) { notice(warning) }
         let contexts = windows.map { RewriteSimulationCache.Context(window: $0.corpusWindow, start: $0.start, length: $0.tokens.count) }
         let simContexts = windows.map { SimulationContext(tokens: $0.tokens, texts: $0.tokens.map(tokenText)) }
         var expected: [Int: [[Float]]] = [:]

@@ -83,9 +83,23 @@ public final class EngineService: @unchecked Sendable {
         try cached(&records) { LatentRecordReader(cache: try cache()) }.record(latent)
     }
 
-    public func explanations() throws -> ExplanationStore { try cached(&explanationStore) { try ExplanationStore(workspace: workspace) } }
+    /// The explanation log, opened once; a damaged line's warning goes to `notice` when it is opened.
+    public func explanations() throws -> ExplanationStore {
+        try cached(&explanationStore) {
+            let store = try ExplanationStore(workspace: workspace)
+            if let warning = store.warning { notice(warning) }
+            return store
+        }
+    }
 
-    public func scores() throws -> ScoreStore { try cached(&scoreStore) { try ScoreStore(workspace: workspace) } }
+    /// The score store, opened once; a damaged line's warning goes to `notice` when it is opened.
+    public func scores() throws -> ScoreStore {
+        try cached(&scoreStore) {
+            let store = try ScoreStore(workspace: workspace)
+            if let warning = store.warning { notice(warning) }
+            return store
+        }
+    }
 
     // MARK: what runs the model
 
@@ -252,6 +266,7 @@ public final class EngineService: @unchecked Sendable {
                         shouldStop: @escaping () -> Bool) throws -> RewriteReport {
         let experiment = try RewriteExperiment(workspace: workspace, splice: try splice(), backend: try simulator(options.mode),
                                                tokenText: try tokenText(), options: options)
+        experiment.notice = notice
         return try experiment.run(progress: progress, shouldStop: shouldStop)
     }
 }

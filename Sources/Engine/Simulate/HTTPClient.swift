@@ -1,7 +1,4 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -38,6 +35,8 @@ public struct HTTPReply: Sendable {
 /// Why a request got no complete reply.
 public enum HTTPFailure: Error, Equatable, Sendable {
     case cannotResolve(host: String)
+    /// The resolver gave no answer by the connect deadline.
+    case resolveTimedOut(host: String, seconds: Double)
     case cannotConnect(reason: String)
     case connectTimedOut(seconds: Double)
     case noFirstByte(seconds: Double)
@@ -53,16 +52,33 @@ public enum HTTPFailure: Error, Equatable, Sendable {
 /// capped, no redirects followed (a 3xx reply comes back as it is, so credentials never reach
 /// another origin) and no busy waiting: the calling thread sleeps in `poll` until the socket is
 /// ready or the deadline passes. `http://` is spoken here over a socket; `https://` goes through
-/// URLSession with the same deadlines and cap enforced from outside it.
+/// libcurl driven the same way (CurlTLS.swift). A host name is resolved under the connect deadline.
 public enum HTTPClient {
+    /// One address `getaddrinfo` gave, copied out of its list.
+    struct Address: @unchecked Sendable {
+        var family: Int32, type: Int32, proto: Int32
+        var storage = sockaddr_storage()
+        var length: socklen_t
+    }
+
+    /// Resolves a host name and port to addresses (nil: no such host). Blocking; `resolve` gives it
+    /// a deadline. The system's resolver unless a test hands another.
+    typealias Resolver = @Sendable (_ host: String, _ port: Int) -> [Address]?
+
     public static func post(_ url: URL, headers: [(String, String)], body: Data, limits: HTTPLimits) throws(HTTPFailure) -> HTTPReply {
-        if url.scheme == "https" { return try TLSPost.post(url, headers: headers, body: body, limits: limits) }
+        try post(url, headers: headers, body: body, limits: limits, resolver: systemResolver)
+    }
+
+    static func post(_ url: URL, headers: [(String, String)], body: Data, limits: HTTPLimits, resolver: @escaping Resolver) throws(HTTPFailure) -> HTTPReply {
+        if url.scheme == "https" { return try CurlTLS.post(url, headers: headers, body: body, limits: limits) }
         let start = monotonicNow()
         let host = url.host ?? "127.0.0.1"
         let port = url.port ?? 80
         var path = url.path.isEmpty ? "/" : url.path
         if let query = url.query { path += "?" + query }
-        let fd = try connect(host: host, port: port, deadline: start + min(limits.connect, limits.whole), seconds: limits.connect)
+        let connectBy = start + min(limits.connect, limits.whole)
+        let addresses = try resolve(host: host, port: port, deadline: connectBy, seconds: limits.connect, resolver: resolver)
+        let fd = try connect(addresses, deadline: connectBy, seconds: limits.connect)
         defer { close(fd) }
         let hostHeader = host.contains(":") ? "[\(host)]" : host  // an IPv6 literal
         var head = "POST \(path) HTTP/1.1\r\nHost: \(hostHeader):\(port)\r\nConnection: close\r\nContent-Length: \(body.count)\r\n"
@@ -95,23 +111,72 @@ public enum HTTPClient {
         }
     }
 
-    private static func connect(host: String, port: Int, deadline: Double, seconds: Double) throws(HTTPFailure) -> Int32 {
+    /// `getaddrinfo` for TCP; `numericOnly` never asks the resolver (AI_NUMERICHOST).
+    static func addresses(host: String, port: Int, numericOnly: Bool) -> [Address]? {
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        if numericOnly { hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV }
         var list: UnsafeMutablePointer<addrinfo>?
-        guard getaddrinfo(host, String(port), &hints, &list) == 0, let first = list else { throw .cannotResolve(host: host) }
+        guard getaddrinfo(host, String(port), &hints, &list) == 0 else { return nil }
         defer { freeaddrinfo(list) }
-        var reason = "no address"
-        var cursor: UnsafeMutablePointer<addrinfo>? = first
+        var out: [Address] = []
+        var cursor = list
         while let ai = cursor {
             cursor = ai.pointee.ai_next
-            let fd = socket(ai.pointee.ai_family, ai.pointee.ai_socktype, ai.pointee.ai_protocol)
+            guard let sa = ai.pointee.ai_addr, Int(ai.pointee.ai_addrlen) <= MemoryLayout<sockaddr_storage>.size else { continue }
+            var a = Address(family: ai.pointee.ai_family, type: ai.pointee.ai_socktype, proto: ai.pointee.ai_protocol, length: ai.pointee.ai_addrlen)
+            withUnsafeMutableBytes(of: &a.storage) { $0.copyMemory(from: UnsafeRawBufferPointer(start: sa, count: Int(ai.pointee.ai_addrlen))) }
+            out.append(a)
+        }
+        return out.isEmpty ? nil : out
+    }
+
+    static let systemResolver: Resolver = { host, port in addresses(host: host, port: port, numericOnly: false) }
+
+    /// Whether `host` is an IPv4 or IPv6 literal (no resolver needed).
+    static func isNumeric(_ host: String) -> Bool {
+        var buffer = in6_addr()
+        return inet_pton(AF_INET, host, &buffer) == 1 || inet_pton(AF_INET6, host, &buffer) == 1
+    }
+
+    /// The host's addresses by `deadline`: a literal address directly, a name through `resolver` on
+    /// a helper thread while this one sleeps until the answer or the deadline (the resolver cannot
+    /// be interrupted, so a late answer is dropped when it comes).
+    static func resolve(host: String, port: Int, deadline: Double, seconds: Double, resolver: @escaping Resolver) throws(HTTPFailure) -> [Address] {
+        if isNumeric(host) {
+            guard let list = addresses(host: host, port: port, numericOnly: true) else { throw .cannotResolve(host: host) }
+            return list
+        }
+        final class Answer: @unchecked Sendable {
+            let done = DispatchSemaphore(value: 0)
+            var addresses: [Address]?
+        }
+        let answer = Answer()
+        let thread = Thread {
+            answer.addresses = resolver(host, port)
+            answer.done.signal()
+        }
+        thread.stackSize = 1 << 18
+        thread.start()
+        guard answer.done.wait(timeout: .now() + max(0, deadline - monotonicNow())) == .success else {
+            throw .resolveTimedOut(host: host, seconds: seconds)
+        }
+        guard let list = answer.addresses, !list.isEmpty else { throw .cannotResolve(host: host) }
+        return list
+    }
+
+    private static func connect(_ addresses: [Address], deadline: Double, seconds: Double) throws(HTTPFailure) -> Int32 {
+        var reason = "no address"
+        for var a in addresses {
+            let fd = socket(a.family, a.type, a.proto)
             guard fd >= 0 else { reason = String(cString: strerror(errno)); continue }
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
             var one: Int32 = 1
             _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-            if Glibc.connect(fd, ai.pointee.ai_addr, ai.pointee.ai_addrlen) == 0 { return fd }
+            let addressLength = a.length
+            let started = withUnsafePointer(to: &a.storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, addressLength) } }
+            if started == 0 { return fd }
             guard errno == EINPROGRESS else { reason = String(cString: strerror(errno)); close(fd); continue }
             guard wait(fd, Int16(POLLOUT), deadline: deadline) else {
                 close(fd)
@@ -252,89 +317,5 @@ enum HTTPMessage {
             i += 1
         }
         return nil
-    }
-}
-
-/// HTTPS through URLSession (TLS is not ours to write): redirects refused, the reply capped as it
-/// arrives, and the deadlines enforced by cancelling the task. The waiting thread sleeps on a
-/// semaphore, woken by the task's events.
-private final class TLSPost: NSObject, URLSessionDataDelegate, @unchecked Sendable {
-    private let lock = NSLock()
-    private let event = DispatchSemaphore(value: 0)
-    private let cap: Int
-    private var data = Data()
-    private var response: HTTPURLResponse?
-    private var failure: HTTPFailure?
-    private var finished = false
-
-    private init(cap: Int) { self.cap = cap }
-
-    static func post(_ url: URL, headers: [(String, String)], body: Data, limits: HTTPLimits) throws(HTTPFailure) -> HTTPReply {
-        let start = HTTPClient.monotonicNow()
-        let delegate = TLSPost(cap: limits.maxReplyBytes)
-        let config = URLSessionConfiguration.ephemeral
-        config.timeoutIntervalForRequest = limits.whole
-        config.timeoutIntervalForResource = limits.whole
-        let session = URLSession(configuration: config, delegate: delegate, delegateQueue: nil)
-        defer { session.invalidateAndCancel() }
-        var request = URLRequest(url: url, timeoutInterval: limits.whole)
-        request.httpMethod = "POST"
-        for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
-        request.httpBody = body
-        let task = session.dataTask(with: request)
-        task.resume()
-        while true {
-            let (done, gotFirst) = delegate.lock.withLock { (delegate.finished, delegate.response != nil) }
-            if done { break }
-            let limit = gotFirst ? limits.whole : min(limits.firstByte, limits.whole)
-            let remaining = start + limit - HTTPClient.monotonicNow()
-            if remaining > 0 && delegate.event.wait(timeout: .now() + remaining) == .success { continue }
-            let (doneNow, firstNow) = delegate.lock.withLock { (delegate.finished, delegate.response != nil) }
-            if doneNow { break }
-            if firstNow && !gotFirst { continue }  // the first byte came just now: the whole deadline is later
-            task.cancel()
-            throw firstNow || limits.firstByte >= limits.whole ? .tooSlow(seconds: limits.whole) : .noFirstByte(seconds: limits.firstByte)
-        }
-        let (failure, response, data) = delegate.lock.withLock { (delegate.failure, delegate.response, delegate.data) }
-        if let failure { throw failure }
-        guard let response else { throw .truncated }
-        var headers: [String: String] = [:]
-        for (k, v) in response.allHeaderFields { headers["\(k)".lowercased()] = "\(v)" }
-        return HTTPReply(status: response.statusCode, headers: headers, body: data)
-    }
-
-    func urlSession(_ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
-                    newRequest request: URLRequest, completionHandler: @escaping (URLRequest?) -> Void) {
-        completionHandler(nil)  // the 3xx reply itself is the answer
-    }
-
-    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
-                    completionHandler: @escaping (URLSession.ResponseDisposition) -> Void) {
-        lock.withLock { self.response = response as? HTTPURLResponse }
-        event.signal()
-        completionHandler(.allow)
-    }
-
-    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
-        let over = lock.withLock { () -> Bool in
-            guard self.data.count + data.count <= cap else {
-                failure = .tooLarge(bytes: cap)
-                return true
-            }
-            self.data += data
-            return false
-        }
-        if over { dataTask.cancel() }
-    }
-
-    func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: Error?) {
-        lock.withLock {
-            if failure == nil, let error {
-                let e = error as NSError
-                failure = e.code == NSURLErrorTimedOut ? .tooSlow(seconds: 0) : .cannotConnect(reason: e.localizedDescription)
-            }
-            finished = true
-        }
-        event.signal()
     }
 }

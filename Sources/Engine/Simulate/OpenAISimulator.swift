@@ -260,6 +260,8 @@ public final class OpenAISimulator: SimulatorBackend, @unchecked Sendable {
         } catch {
             switch error {
             case .cannotResolve(let host): throw .serverUnreachable(url: base, reason: "cannot resolve \(host)", port: endpoint.port ?? 8000)
+            case let .resolveTimedOut(host, seconds):
+                throw .serverUnreachable(url: base, reason: "cannot resolve \(host): no answer from the resolver within \(Self.seconds(seconds)) s", port: endpoint.port ?? 8000)
             case .cannotConnect(let reason): throw .serverUnreachable(url: base, reason: reason, port: endpoint.port ?? 8000)
             case .connectTimedOut(let seconds): throw .serverUnreachable(url: base, reason: "no connection within \(Self.seconds(seconds)) s", port: endpoint.port ?? 8000)
             case .noFirstByte(let seconds): throw .serverTimedOut(url: base, seconds: Int(seconds.rounded(.up)))
