@@ -4,7 +4,11 @@ read from a workspace's score store (explanations/scores.jsonl, written by `loup
 
 For each latent the newest score per (simulator mode, calibration, explanation source) counts.
 With --common, only latents scored by every simulator mode present are kept, so the modes are
-compared on the same latents.
+compared on the same latents. Under each row: how often r >= 0.1 and the own explanation beats the
+lexical match, and the mean detection rates (sensitivity, specificity, balanced accuracy per
+window) of the scores made by the newest simulator of that mode (a trained simulator's name ends
+in its head file's tag; a retrained head or new detection thresholds make a new tag, and Pearson
+r is the same under either).
 
     python3 Tests/Scripts/eval/score_summary.py [WORKSPACE] [--common] [--calibration none]
 
@@ -26,6 +30,7 @@ def main():
     p.add_argument("--calibration", default="none")
     a = p.parse_args()
     latest = {}
+    newest_backend = {}
     with open(os.path.join(a.workspace, "explanations/scores.jsonl")) as f:
         for line in f:
             try:
@@ -35,6 +40,7 @@ def main():
             if s.get("calibration") != a.calibration or s.get("pearson") is None:
                 continue
             latest[(s["mode"], s["source"], s["latent"])] = s
+            newest_backend[s["mode"]] = s["backend"]
     modes = sorted({k[0] for k in latest})
     if a.common:
         shared = set.intersection(*({k[2] for k in latest if k[0] == m} for m in modes))
@@ -42,7 +48,7 @@ def main():
     print(f"calibration {a.calibration}; Pearson r over latents, mean / median"
           + ("; only latents scored by every mode" if a.common else ""))
     print(f"{'simulator':14} {'source':8} {'latents':>7}  {'own':>15} {'shuffled':>15} {'token prior':>15} "
-          f"{'lexical match':>15} {'sensitivity':>15}")
+          f"{'lexical match':>15} {'own - shuffled':>15}")
     for mode in modes:
         for source in sorted({k[1] for k in latest if k[0] == mode}):
             rows = [v for k, v in latest.items() if k[0] == mode and k[1] == source]
@@ -61,6 +67,14 @@ def main():
             if own:
                 print(f"{'':14} {'':8} {'':7}  r >= 0.1 on {above} of {len(own)}; own beats lexical match on "
                       f"{sum(1 for v in with_controls if v['pearson'] > v['controls']['lexical_match'])}")
+            newest = [v for v in rows if v["backend"] == newest_backend[mode]]
+
+            def mean(key):
+                xs = [v[key] for v in newest if v.get(key) is not None]
+                return f"{statistics.mean(xs):.3f} ({len(xs)})" if xs else "–"
+            if newest:
+                print(f"{'':14} {'':8} {'':7}  detection by {newest_backend[mode]}: sensitivity {mean('sensitivity')}, "
+                      f"specificity {mean('specificity')}, balanced accuracy {mean('balanced_accuracy')}")
 
 
 if __name__ == "__main__":
