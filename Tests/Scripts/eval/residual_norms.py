@@ -36,5 +36,8 @@ print(f"norm at position 0: mean {first.mean():.1f} (min {first.min():.1f}, max 
 print(f"norm at positions 1-63: mean {rest.mean():.1f} (median {rest.median():.1f}, max {rest.max():.1f})")
 print(f"ratio of means: {first.mean() / rest.mean():.1f}x")
 print(f"share of the total variance (about the mean over all tokens) at position 0: {var_first / var_all:.3f} (1/64 = {1/64:.3f})")
+big = (rest > 10 * rest.median()).nonzero().tolist()
+print(f"positions 1-63 above 10x the median norm: {len(big)} of {rest.numel()}; their tokens:",
+      sorted({tok.decode([wins[w][p + 1]]) for w, p in big})[:12])
 top = h[:, 0].abs().mean(dim=0).topk(4)
 print("largest dimensions at position 0 (mean |value|):", [(int(i), round(float(v), 1)) for v, i in zip(top.values, top.indices)])
