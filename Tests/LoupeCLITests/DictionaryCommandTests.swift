@@ -34,6 +34,7 @@ final class DictionaryCommandTests: XCTestCase {
             ("saelens_skip_transcoder", "saelens", "transcoder", "relu", 3),
             ("saelens_topk", "saelens", "sae", "topk", 3),
             ("gemma-scope-tiny-transcoders/layer_3/width_64", "gemmascope", "transcoder", "jumprelu", 3),
+            ("gemma-scope-tiny-res/layer_3/width_64", "gemmascope", "sae", "jumprelu", 3),
             ("gemma-scope-2-tiny/layer_3_transcoder", "gemmascope", "transcoder", "jumprelu", 3),
             ("circuit_tracer/layer_4.safetensors", "circuit-tracer", "transcoder", "relu", 4),
         ]
