@@ -7,6 +7,8 @@ public struct WorkspaceInfo: Equatable, Sendable {
     public var name: String
     public var model: String
     public var layer: Int
+    /// What the dictionary reads and writes (an MLP transcoder or a residual-stream SAE).
+    public var site: DictionarySite
     public var latents: Int
     public var k: Int
     public var trainTokens: Int
@@ -14,8 +16,8 @@ public struct WorkspaceInfo: Equatable, Sendable {
     public var lossRecovered: Double?
 
     public init(path: String, name: String, model: String, layer: Int, latents: Int, k: Int, trainTokens: Int,
-                fvu: Double? = nil, lossRecovered: Double? = nil) {
-        self.path = path; self.name = name; self.model = model; self.layer = layer; self.latents = latents; self.k = k
+                fvu: Double? = nil, lossRecovered: Double? = nil, site: DictionarySite = .mlp) {
+        self.path = path; self.name = name; self.model = model; self.layer = layer; self.site = site; self.latents = latents; self.k = k
         self.trainTokens = trainTokens; self.fvu = fvu; self.lossRecovered = lossRecovered
     }
 }

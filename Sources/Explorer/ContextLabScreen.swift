@@ -30,7 +30,7 @@ enum ContextLabScreen {
             status = a.tokens.isEmpty ? "no tokens" : "\(a.tokens.count) tokens" + (lab.latent.map { " · heat of latent \($0)" } ?? "")
                 + (lab.simulated != nil && lab.simulatedLatent == lab.latent ? " · bars: simulated from its explanation (bold red = wrong about firing)" : " · s simulates it")
         }
-        else { status = lab.editing ? "type or paste text, then Enter (or pause) to run the model and transcoder on it" : "e to type a text" }
+        else { status = lab.editing ? "type or paste text, then Enter (or pause) to run the model and \(state.info?.site.kind ?? "transcoder") on it" : "e to type a text" }
         c.put(" " + status, x: 0, y: r.y + 1, style: dim, maxWidth: r.width)
         c.put(String(repeating: "─", count: r.width), x: 0, y: r.y + 2, style: palette.style(.border))
         guard let a = lab.analysis, !a.tokens.isEmpty else { return }

@@ -55,8 +55,12 @@ enum TitleBar {
     static func prefix(_ state: AppState) -> String {
         guard let info = state.info else { return " Loupe │ \(state.loading ? "opening…" : "no workspace") │ " }
         let tabsWidth = tabs(state).reduce(-1) { $0 + DisplayWidth.of($1.1) + 3 }
-        let candidates = [" Loupe │ \(info.name) · layer \(info.layer) · \(info.latents) latents │ ",
-                          " Loupe │ \(info.name) · layer \(info.layer) │ ", " Loupe │ \(info.name) │ "]
+        // The dictionary's kind and hookpoint, in words where there is room: "transcoder · MLP of layer 15 (layers.15.mlp)".
+        let hook = info.site.hookpoint(layer: info.layer)
+        let candidates = [" Loupe │ \(info.name) · \(info.site.title(layer: info.layer)) · \(info.latents) latents │ ",
+                          " Loupe │ \(info.name) · \(info.site.kind) \(hook) · \(info.latents) latents │ ",
+                          " Loupe │ \(info.name) · \(hook) · \(info.latents) latents │ ",
+                          " Loupe │ \(info.name) · \(info.site.kind) \(hook) │ ", " Loupe │ \(info.name) · \(hook) │ ", " Loupe │ \(info.name) │ "]
         return candidates.first { DisplayWidth.of($0) + tabsWidth <= state.width } ?? " Loupe │ "
     }
 

@@ -113,7 +113,7 @@ enum RewriteChart {
             labelRows.insert(ly)
             // A label moved off its line points at it.
             let arrow = ly < y ? "↓ " : ly > y ? "↑ " : ""
-            c.put(arrow + result.setting.label + " " + String(format: digits, result.ce), x: x1 + 1, y: ly,
+            c.put(arrow + report.label(result.setting) + " " + String(format: digits, result.ce), x: x1 + 1, y: ly,
                   style: i == selected ? palette.style(.accent) : dim, maxWidth: r.x + r.width - x1 - 1)
         }
 

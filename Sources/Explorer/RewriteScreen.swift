@@ -100,7 +100,7 @@ enum RewriteScreen {
         let lay = layout(state, report: report)
         let length = report.windows.first?.tokens.count ?? 0
         var x = c.put(" Partial rewrite", x: 0, y: r.y, style: palette.style(.accent))
-        c.put(" · layer \(report.layer) · \(report.windows.count) windows × \(length) tokens · of \(Format.grouped(report.population))"
+        c.put(" · \(report.dictionarySite.title(layer: report.layer)) · \(report.windows.count) windows × \(length) tokens · of \(Format.grouped(report.population))"
               + " explained latents (\(Format.grouped(report.scored)) scored) · \(report.backend) · \(report.created.prefix(16).replacingOccurrences(of: "T", with: " ")) UTC",
               x: x, y: r.y, style: palette.style(.dim), maxWidth: r.width - x - 1)
         RewriteChart.render(report, selected: rw.setting, into: &c, in: lay.chart, palette: palette)
@@ -117,7 +117,7 @@ enum RewriteScreen {
         var info = " window \(rw.window + 1)/\(report.windows.count) · token \(t + 1) \(shown(window.tokens[t])) "
         if let d = deltas[safe: rw.window]?[safe: t], let next = window.tokens[safe: t + 1] {
             let ce = report.results[rw.setting].tokenCE[rw.window][t]
-            info += "→ \(shown(next)) loss \(Format.nats(d)) (\(String(format: "%.3f", ce)) vs transcoder \(String(format: "%.3f", Double(ce) - d))) "
+            info += "→ \(shown(next)) loss \(Format.nats(d)) (\(String(format: "%.3f", ce)) vs \(report.dictionarySite.kind) \(String(format: "%.3f", Double(ce) - d))) "
         } else {
             info += "(the last: it predicts nothing) "
         }
@@ -163,7 +163,7 @@ enum RewriteScreen {
     /// Every setting: its mark in the chart, label, latents replaced, CE, delta over the base model
     /// with its 95% interval, and whether its interval against zero ablation excludes 0.
     static func renderTable(_ report: RewriteReport, _ rw: RewriteState, _ lay: Layout, into c: inout Canvas, width: Int, palette: Palette) {
-        let labelWidth = min(24, report.results.map { DisplayWidth.of($0.setting.label) }.max() ?? 10)
+        let labelWidth = min(24, report.results.map { DisplayWidth.of(report.label($0.setting)) }.max() ?? 10)
         let xLatents = 3 + labelWidth, xCE = xLatents + 8, xDelta = xCE + 9, xVerdict = xDelta + 25
         let header = palette.style(.header)
         c.fill(x: 0, y: lay.tableTop, width: width, height: 1, style: header)
@@ -186,7 +186,7 @@ enum RewriteScreen {
             if selected { c.fill(x: 0, y: y, width: width, height: 1, style: base) }
             let (glyph, role) = RewriteChart.mark(result.setting)
             c.put(glyph, x: 1, y: y, style: selected ? base : palette.style(role).with(bold: true))
-            c.put(result.setting.label, x: 3, y: y, style: base, maxWidth: labelWidth)
+            c.put(report.label(result.setting), x: 3, y: y, style: base, maxWidth: labelWidth)
             let simulated = result.setting.kind == .simulated
             c.put(Format.pad(simulated ? Format.grouped(result.latents) : "—", 7), x: xLatents, y: y, style: simulated ? base : dim)
             c.put(Format.pad(String(format: "%.3f", result.ce), 7), x: xCE, y: y, style: base)
@@ -214,10 +214,11 @@ enum RewriteScreen {
     static func renderEmpty(_ state: AppState, into c: inout Canvas, in r: Rect, palette: Palette) {
         let width = max(20, min(r.width - 6, 90))
         var lines: [(String, Theme.Role)] = [("Partial rewrite", .accent), ("", .text)]
+        let site = state.info?.site ?? .mlp, kind = site.kind
         let about = "How much of what the latents do is in their explanations? The experiment replaces a fraction of the "
-            + "transcoder's latents (best-scored first, or at random) by their simulations, the activations an LLM predicts "
+            + "\(kind)'s latents (best-scored first, or at random) by their simulations, the activations an LLM predicts "
             + "from each explanation, and measures the next-token loss on held-out windows against the base model, the "
-            + "transcoder itself and the MLP output zero- or mean-ablated."
+            + "\(kind) itself and \(site.ablated) zero- or mean-ablated."
         lines += Format.wrap(about, width: width).map { ($0, .text) }
         lines.append(("", .text))
         if !state.rewrite.loaded {

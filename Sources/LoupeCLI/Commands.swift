@@ -62,10 +62,11 @@ struct CommandSpec: Sendable {
                  summary: ["prompted all at once vs last token vs trained: predictions/s, speed-up, correlation"]),
         ]) { try BenchCommand.run(&$0) },
         CommandSpec("build", [
-            Form(synopsis: "build [--corpus F]… [--layer 15] [--latents 4608] [--k 32] [--tokens 2000000] [--transcoder DIR] [--dictionary DIR|FILE] [--workspace DIR] "
+            Form(synopsis: "build [--corpus F]… [--layer 15] [--site mlp|residual] [--latents 4608] [--k 32] [--tokens 2000000] [--transcoder DIR] [--dictionary DIR|FILE] [--workspace DIR] "
                      + "[--epochs 3] [--lr 3e-3] [--batch 1024] [--auxk-alpha 0.03125] [--dead-threshold 100000] [--no-skip] [--no-simulator]",
                  summary: ["fetch, corpus, activations, training, latent cache, evaluation, then lexical explanations and the trained simulator",
-                           "(--no-simulator: stop after the evaluation); resumable; --dictionary: use a transcoder in any format below instead of training"]),
+                           "(--no-simulator: stop after the evaluation); resumable; --site residual: an SAE on the residual stream after the layer",
+                           "instead of a transcoder of its MLP; --dictionary: use a transcoder or residual SAE in any format below instead of training"]),
         ]) { try WorkspaceCommands.build(&$0, steps: Builder.Step.allCases) },
         CommandSpec("train", [
             Form(synopsis: "train …", summary: ["the steps up to training alone (with what they need first); same options as build"]),

@@ -2,21 +2,33 @@ import Engine
 import Formats
 import Foundation
 import Model
+import Storage
 import Transcoder
 
 /// `--dictionary` on build/train/cache and `loupe info --dictionary`: dictionaries in the formats of
 /// `DictionaryFormat` (sparsify, SAELens, Gemma Scope, circuit-tracer).
 enum DictionaryCommands {
-    /// Reads `--dictionary` into the build options: says which format it found, takes the dictionary's
-    /// layer (unless --layer is given, which must then agree), latents and TopK k, and refuses what the
-    /// build cannot use yet (an SAE) in one line naming the file and field. Width is checked once the
-    /// model is loaded (`Builder.train`).
-    static func apply(_ a: inout Arguments, to o: inout BuildOptions, layerGiven: Bool, kGiven: Bool) throws {
-        guard let path = try a.option("--dictionary") else { return }
-        if o.transcoderDirectory != nil { throw UserError("give --dictionary or --transcoder, not both (--dictionary reads sparsify folders too)") }
+    /// Reads `--dictionary` (or `--transcoder`) into the build options: says which format it found,
+    /// takes the dictionary's layer (unless --layer is given, which must then agree), site (an SAE on
+    /// the residual stream builds a residual workspace), latents and TopK k, and refuses what the build
+    /// cannot use (a dictionary at another site) in one line naming the file and field. Width is
+    /// checked once the model is loaded (`Builder.train`).
+    static func apply(_ a: inout Arguments, to o: inout BuildOptions, layerGiven: Bool, kGiven: Bool, siteGiven: Bool) throws {
+        let given = try a.option("--dictionary")
+        if given != nil && o.transcoderDirectory != nil { throw UserError("give --dictionary or --transcoder, not both (--dictionary reads sparsify folders too)") }
+        guard let path = given ?? o.transcoderDirectory else { return }
         let d = try describe(path)
-        Console.progress("--dictionary: found a \(d.summary)")
-        try d.check(modelWidth: d.dIn, layers: Int.max, expect: .transcoder, layer: layerGiven ? o.layer : nil)
+        Console.progress("\(given != nil ? "--dictionary" : "--transcoder"): found a \(d.summary)")
+        do {
+            try d.check(modelWidth: d.dIn, layers: Int.max, buildable: true, layer: layerGiven ? o.layer : nil)
+        } catch let e as DictionaryError { throw UserError("\(e)") }
+        let site: DictionarySite = d.kind == .sae ? .residual : .mlp
+        if siteGiven && site != o.site {
+            throw UserError("--site \(o.site.rawValue): \(d.configFile) holds \(d.kind == .sae ? "an SAE" : "a transcoder") (\(d.hookpoint)); drop --site")
+        }
+        o.site = site
+        if site == .residual { o.skipConnection = false }
+        guard given != nil else { return }
         if let layer = d.layer { o.layer = layer }
         o.latents = d.latents
         if let k = d.k {
@@ -48,11 +60,10 @@ enum DictionaryCommands {
         let resolved = try ModelFetch.resolve(modelPath, progress: Console.progress)
         let config = try LlamaConfig(gguf: GGUFFile(path: resolved))
         do {
-            try d.check(modelWidth: config.dim, layers: config.layers, expect: nil, layer: layer)
+            try d.check(modelWidth: config.dim, layers: config.layers, buildable: false, layer: layer)
         } catch let e as DictionaryError { throw UserError("\(e)") }
-        let buildable = d.kind == .transcoder
-        let note = buildable ? "usable with `loupe build --dictionary`"
-            : "an SAE: Loupe cannot yet build or explore SAEs (it needs residual-stream activations); only transcoders of an MLP"
+        let buildable = d.buildable
+        let note = d.buildNote
         if json {
             var pairs: [(String, JSON)] = [
                 ("path", .string(d.path)), ("format", .string(d.format.rawValue)), ("kind", .string(d.kind.rawValue)),

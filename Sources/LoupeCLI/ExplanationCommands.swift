@@ -35,7 +35,7 @@ enum ExplanationCommands {
                 pairs.append(("file", .string(file)))
             }
             if let delphi {
-                let m = module ?? DelphiImport.hookpoint(of: manifest) ?? WorkspaceManifest.hookpoint(layer: manifest.layer)
+                let m = module ?? DelphiImport.hookpoint(of: manifest) ?? manifest.hookpoint
                 count = try store.exportDelphi(to: URL(fileURLWithPath: delphi, isDirectory: true), module: m)
                 pairs += [("delphi", .string(delphi)), ("module", .string(m))]
             }

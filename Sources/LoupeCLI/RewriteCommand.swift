@@ -72,14 +72,16 @@ enum RewriteCommand {
     /// The table `loupe rewrite` prints, then its method and timing lines.
     static func table(_ r: RewriteReport) -> [String] {
         let tokens = r.windows.reduce(0) { $0 + $1.tokens.count - 1 }
-        var lines = ["setting                   latents      CE  Δ vs base [95% interval]        Δ vs zero abl. [95% interval]    ≠ zero abl.   "
+        let site = r.dictionarySite
+        var lines = ["dictionary: \(site.title(layer: r.layer))",
+                     "setting                   latents      CE  Δ vs base [95% interval]        Δ vs zero abl. [95% interval]    ≠ zero abl.   "
                      + "Δ vs latents off [95% interval]  < latents off"]
         for x in r.results {
             let vsZero = x.setting.kind == .zeroAblation || x.setting.kind == .base ? "" :
                 String(format: "%+.4f [%+.4f, %+.4f]", x.vsZero, x.vsZeroLow, x.vsZeroHigh)
             let differs = x.setting.kind == .zeroAblation || x.setting.kind == .base ? "" : (x.distinguishableFromZero ? (x.vsZero < 0 ? "yes, better" : "yes, worse") : "no")
             let latents = x.setting.kind == .simulated ? String(x.latents) : ""
-            lines.append(SimulateCommand.pad(x.setting.label, 24) + String(repeating: " ", count: max(0, 8 - latents.count)) + latents
+            lines.append(SimulateCommand.pad(r.label(x.setting), 24) + String(repeating: " ", count: max(0, 8 - latents.count)) + latents
                          + String(format: "  %6.4f  ", x.ce)
                          + SimulateCommand.pad(x.setting.kind == .base ? "" : String(format: "%+.4f [%+.4f, %+.4f]", x.delta, x.deltaLow, x.deltaHigh), 30)
                          + "  " + SimulateCommand.pad(vsZero, 31) + "  " + SimulateCommand.pad(differs, 12)
@@ -90,9 +92,10 @@ enum RewriteCommand {
         }
         let t = r.timing
         lines.append("method: \(r.windows.count) held-out windows of \(r.options.length) tokens (\(tokens) predicted tokens), at the fractions 0, 1/2, 1/4, 3/4, … of the held-out split; "
-                     + "layer \(r.layer) MLP replaced; fractions of the \(r.population) latents with an explanation (\(r.scored) with a score rank first under 'score', "
+                     + "\(site.place(layer: r.layer)) replaced by the \(site.kind)'s output\(site.skipsFirstPosition ? " (each window's first position kept)" : ""); fractions of the \(r.population) latents with an explanation (\(r.scored) with a score rank first under 'score', "
                      + "the rest in random order); simulator \(r.backend), mode \(r.options.mode); intervals: \(r.options.bootstrap) bootstrap resamples of the windows, "
-                     + "2.5–97.5th percentiles; mean ablation uses the mean MLP output over these windows; latents off keeps only the transcoder's skip path and decoder bias.")
+                     + "2.5–97.5th percentiles; zero and mean ablation set \(site.ablated) to 0 or to its mean over these windows; latents off keeps only the \(site.kind)'s "
+                     + "\(site.reconstructsInput ? "decoder bias" : "skip path and decoder bias").")
         let simRate = t.simulationSeconds > 0 ? Double(t.predictions) / t.simulationSeconds : 0
         let forwardRate = t.forwardSeconds > 0 ? Double(t.forwardTokens) / t.forwardSeconds : 0
         lines.append("time: \(ProgressBar.duration(t.totalSeconds)) total; simulation \(ProgressBar.duration(t.simulationSeconds)) "
@@ -121,7 +124,9 @@ enum RewriteCommand {
         func n(_ x: Double) -> JSON { x.isFinite ? .number(x) : .null }
         return .object([
             ("windows", .int(r.windows.count)), ("length", .int(r.options.length)), ("population", .int(r.population)), ("scored", .int(r.scored)),
-            ("backend", .string(r.backend)), ("mode", .string(r.options.mode.storedMode)), ("layer", .int(r.layer)), ("bootstrap", .int(r.options.bootstrap)),
+            ("backend", .string(r.backend)), ("mode", .string(r.options.mode.storedMode)), ("layer", .int(r.layer)),
+            ("kind", .string(r.dictionarySite.kind)), ("site", .string(r.dictionarySite.rawValue)),
+            ("hookpoint", .string(r.dictionarySite.hookpoint(layer: r.layer))), ("bootstrap", .int(r.options.bootstrap)),
             ("settings", .array(r.results.map(settingJSON))),
             ("timing", .object([("total_seconds", n(r.timing.totalSeconds)), ("simulation_seconds", n(r.timing.simulationSeconds)),
                                 ("latents_simulated", .int(r.timing.latentsSimulated)), ("latents_reused", .int(r.timing.latentsReused)),

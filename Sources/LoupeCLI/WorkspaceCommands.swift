@@ -20,13 +20,25 @@ enum WorkspaceCommands {
             o.corpusFiles = corpus
         }
         o.layer = try a.int("--layer", default: o.layer, range: 0...1000)
+        let siteGiven = try a.option("--site")
+        if let name = siteGiven {
+            guard let site = DictionarySite(rawValue: name) else {
+                throw UserError("--site takes mlp (a transcoder of the layer's MLP) or residual (an SAE on the residual stream after the layer), not '\(name)'")
+            }
+            o.site = site
+        }
         o.latents = try a.int("--latents", default: o.latents, range: 16...1_000_000)
         o.k = try a.int("--k", default: o.k, range: 1...1024)
         o.trainTokens = try a.int("--tokens", default: o.trainTokens, range: 1024...1_000_000_000)
         o.evalWindows = try a.int("--eval-windows", default: o.evalWindows, range: 1...100_000)
         o.epochs = try a.int("--epochs", default: o.epochs, range: 1...100)
-        if a.flag("--skip") { o.skipConnection = true }
+        let skipGiven = a.flag("--skip")
+        if skipGiven { o.skipConnection = true }
         if a.flag("--no-skip") { o.skipConnection = false }
+        if o.site == .residual {
+            if skipGiven { throw UserError("--skip: an SAE has no skip path (it would learn the identity); drop --skip or --site residual") }
+            o.skipConnection = false
+        }
         if a.flag("--no-simulator") { o.explainAndTrainSimulator = false }
         if let lr = try a.option("--lr") {
             guard let v = Float(lr), v > 0, v < 1 else { throw UserError("--lr takes a learning rate such as 1e-3, not '\(lr)'") }
@@ -39,7 +51,7 @@ enum WorkspaceCommands {
         if let t = o.transcoderDirectory, !FileManager.default.fileExists(atPath: (t as NSString).appendingPathComponent("cfg.json")) {
             throw UserError("--transcoder \(t): no cfg.json there (give the folder of one hookpoint, e.g. …/layers.15.mlp)")
         }
-        try DictionaryCommands.apply(&a, to: &o, layerGiven: layerGiven, kGiven: kGiven)
+        try DictionaryCommands.apply(&a, to: &o, layerGiven: layerGiven, kGiven: kGiven, siteGiven: siteGiven != nil)
         guard o.k < o.latents else { throw UserError("--k \(o.k) must be smaller than --latents \(o.latents)") }
         return o
     }
@@ -83,14 +95,17 @@ enum WorkspaceCommands {
     static func infoJSON(_ m: WorkspaceManifest, _ ws: Workspace) -> JSON {
         var pairs: [(String, JSON)] = [
             ("workspace", .string(ws.directory.path)), ("model", .string(m.model)), ("layer", .int(m.layer)),
-            ("hookpoint", .string(WorkspaceManifest.hookpoint(layer: m.layer))), ("latents", .int(m.latents)), ("k", .int(m.k)),
+            ("kind", .string(m.site.kind)), ("site", .string(m.site.rawValue)), ("dictionary", .string(m.site.title(layer: m.layer))),
+            ("hookpoint", .string(m.hookpoint)), ("latents", .int(m.latents)), ("k", .int(m.k)),
             ("transcoder", .string(m.transcoderSource)), ("corpus", .array(m.corpusSources.map { .string($0) })),
             ("train_tokens", .int(m.trainTokens)), ("held_out_tokens", .int(m.heldOutTokens)),
         ]
         if let e = m.evaluation {
             pairs += [("fvu", .number(e.fvu)), ("dead_fraction", .number(e.deadFraction)), ("ce_base", .number(e.ceBase)),
                       ("ce_transcoder", .number(e.ceTranscoder)), ("ce_zero_ablation", .number(e.ceZeroAblation)),
-                      ("loss_recovered", .number(e.lossRecovered)), ("eval_tokens", .int(e.tokens))]
+                      ("ce_mean_ablation", e.ceMeanAblation.map { .number($0) } ?? .null),
+                      ("loss_recovered", .number(e.lossRecovered)), ("loss_recovered_vs_mean", e.lossRecoveredVsMean.map { .number($0) } ?? .null),
+                      ("eval_tokens", .int(e.tokens))]
         }
         let steps = Builder.Step.allCases.compactMap { s -> (String, JSON)? in
             guard let st = m.steps[s.rawValue] else { return nil }
@@ -104,15 +119,18 @@ enum WorkspaceCommands {
     static func printInfo(_ m: WorkspaceManifest, _ ws: Workspace) {
         Console.print("workspace   \(ws.directory.path)")
         Console.print("model       \(m.model)")
-        Console.print("transcoder  layer \(m.layer) (\(WorkspaceManifest.hookpoint(layer: m.layer))), \(m.latents) latents, k = \(m.k), \(m.transcoderSource)")
+        Console.print("dictionary  \(m.site.title(layer: m.layer)), \(m.latents) latents, k = \(m.k), \(m.transcoderSource)")
         Console.print("corpus      \(m.corpusSources.count == 1 ? m.corpusSources[0] : "\(m.corpusSources.count) files")")
         Console.print("tokens      \(m.trainTokens) train, \(m.heldOutTokens) held out")
         if let e = m.evaluation {
-            Console.print(String(format: "FVU         %.4f (held-out tokens)", e.fvu))
+            let kind = m.site.kind, skip = m.site.skipsFirstPosition ? ", each window's first position left out" : ""
+            Console.print(String(format: "FVU         %.4f (held-out tokens%@)", e.fvu, skip))
             Console.print(String(format: "dead        %.2f%% of latents never fire on the training tokens", e.deadFraction * 100))
-            Console.print(String(format: "CE          base %.4f, transcoder %.4f, zero ablation %.4f (%d held-out tokens)",
-                                 e.ceBase, e.ceTranscoder, e.ceZeroAblation, e.tokens))
-            Console.print(String(format: "recovered   %.3f of the loss (zero − transcoder) / (zero − base)", e.lossRecovered))
+            Console.print(String(format: "CE          base %.4f, %@ %.4f, zero ablation %.4f%@ (%d held-out tokens; ablated: %@)",
+                                 e.ceBase, kind, e.ceTranscoder, e.ceZeroAblation,
+                                 e.ceMeanAblation.map { String(format: ", mean ablation %.4f", $0) } ?? "", e.tokens, m.site.ablated))
+            Console.print(String(format: "recovered   %.3f of the loss (zero − %@) / (zero − base)%@", e.lossRecovered, kind,
+                                 e.lossRecoveredVsMean.map { String(format: "; %.3f against mean ablation", $0) } ?? ""))
         }
         for s in Builder.Step.allCases {
             guard let st = m.steps[s.rawValue] else { continue }

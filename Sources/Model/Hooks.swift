@@ -1,15 +1,34 @@
+/// Where one sequence of a chunk begins: its first row in the chunk and that row's absolute position.
+public struct SequenceStart: Equatable, Sendable {
+    public let row: Int
+    public let position: Int
+
+    public init(row: Int, position: Int) { self.row = row; self.position = position }
+}
+
 /// A read-only window on activations of the current chunk: `rows` positions × `dim` floats,
-/// row-major. Row t is the token at absolute position `firstPosition + t`. Valid only during
+/// row-major. With one sequence, row t is the token at absolute position `firstPosition + t`; a
+/// batch of sequences stacks their rows, each beginning at one of `starts`. Valid only during
 /// the callback.
 public struct ActivationView {
     public let pointer: UnsafePointer<Float>
     public let rows: Int
     public let dim: Int
     public let firstPosition: Int
+    /// One per sequence in the chunk, in row order (the first is row 0 at `firstPosition`).
+    public let starts: [SequenceStart]
+
+    public init(pointer: UnsafePointer<Float>, rows: Int, dim: Int, firstPosition: Int, starts: [SequenceStart]? = nil) {
+        self.pointer = pointer; self.rows = rows; self.dim = dim; self.firstPosition = firstPosition
+        self.starts = starts ?? [SequenceStart(row: 0, position: firstPosition)]
+    }
 
     public func row(_ t: Int) -> UnsafeBufferPointer<Float> {
         UnsafeBufferPointer(start: pointer + t * dim, count: dim)
     }
+
+    /// Rows holding the first position (0) of a sequence.
+    public var firstPositionRows: [Int] { starts.filter { $0.position == 0 }.map(\.row) }
 }
 
 /// A writable window, for replacing an activation in place.
@@ -18,10 +37,25 @@ public struct MutableActivationView {
     public let rows: Int
     public let dim: Int
     public let firstPosition: Int
+    /// As `ActivationView.starts`.
+    public let starts: [SequenceStart]
+
+    public init(pointer: UnsafeMutablePointer<Float>, rows: Int, dim: Int, firstPosition: Int, starts: [SequenceStart]? = nil) {
+        self.pointer = pointer; self.rows = rows; self.dim = dim; self.firstPosition = firstPosition
+        self.starts = starts ?? [SequenceStart(row: 0, position: firstPosition)]
+    }
 
     public func row(_ t: Int) -> UnsafeMutableBufferPointer<Float> {
         UnsafeMutableBufferPointer(start: pointer + t * dim, count: dim)
     }
+
+    /// The same rows, read-only.
+    public var readOnly: ActivationView {
+        ActivationView(pointer: pointer, rows: rows, dim: dim, firstPosition: firstPosition, starts: starts)
+    }
+
+    /// As `ActivationView.firstPositionRows`.
+    public var firstPositionRows: [Int] { starts.filter { $0.position == 0 }.map(\.row) }
 }
 
 /// What a caller wants to see or change at one layer.
@@ -34,13 +68,21 @@ public struct LayerHook {
     public var mlpOutput: ((ActivationView) -> Void)?
     /// Overwrites the MLP's output (it holds the model's own output when called).
     public var replaceMLPOutput: ((MutableActivationView) -> Void)?
+    /// The residual stream leaving the layer (after its MLP is added; after any replacement): what
+    /// the next layer reads. sparsify's hookpoint `layers.L`, SAELens's `blocks.L.hook_resid_post`.
+    public var residualOutput: ((ActivationView) -> Void)?
+    /// Overwrites the residual stream leaving the layer (it holds the model's own when called).
+    public var replaceResidualOutput: ((MutableActivationView) -> Void)?
 
     public init(residual: ((ActivationView) -> Void)? = nil, mlpInput: ((ActivationView) -> Void)? = nil,
-                mlpOutput: ((ActivationView) -> Void)? = nil, replaceMLPOutput: ((MutableActivationView) -> Void)? = nil) {
+                mlpOutput: ((ActivationView) -> Void)? = nil, replaceMLPOutput: ((MutableActivationView) -> Void)? = nil,
+                residualOutput: ((ActivationView) -> Void)? = nil, replaceResidualOutput: ((MutableActivationView) -> Void)? = nil) {
         self.residual = residual
         self.mlpInput = mlpInput
         self.mlpOutput = mlpOutput
         self.replaceMLPOutput = replaceMLPOutput
+        self.residualOutput = residualOutput
+        self.replaceResidualOutput = replaceResidualOutput
     }
 
     var touchesMLPOutput: Bool { mlpOutput != nil || replaceMLPOutput != nil }

@@ -230,6 +230,7 @@ public final class LlamaModel: @unchecked Sendable {
             firstRows.append(t)
             for id in seg.tokens { w.embedding.copyRow(id, into: x + t * d); t += 1 }
         }
+        let starts = zip(firstRows, segments).map { SequenceStart(row: $0, position: $1.cache.length) }
 
         let lastLayer = min(hooks?.stopAfterLayer ?? (c.layers - 1), c.layers - 1)
         // Past the final layer's attention only the wanted rows matter: unless a hook watches that layer, its
@@ -240,7 +241,7 @@ public final class LlamaModel: @unchecked Sendable {
             let lw = w.layers[l]
             let hook = hooks?.layers[l]
             let trim = trimLast && l == lastLayer
-            hook?.residual?(ActivationView(pointer: x, rows: T, dim: d, firstPosition: p0))
+            hook?.residual?(ActivationView(pointer: x, rows: T, dim: d, firstPosition: p0, starts: starts))
 
             // Attention: x += Wo · attn(rope(q), rope(k), v), each segment against its own cache.
             Ops.rmsNorm(x, weight: lw.attentionNorm.pointer, out: xb, rows: T, dim: d, eps: c.normEps)
@@ -274,7 +275,7 @@ public final class LlamaModel: @unchecked Sendable {
 
             // MLP: x += W_down · (silu(W_gate · n) ⊙ (W_up · n)), n = rmsnorm(x)
             Ops.rmsNorm(x, weight: lw.ffnNorm.pointer, out: xb, rows: rows, dim: d, eps: c.normEps)
-            hook?.mlpInput?(ActivationView(pointer: xb, rows: rows, dim: d, firstPosition: p0))
+            hook?.mlpInput?(ActivationView(pointer: xb, rows: rows, dim: d, firstPosition: p0, starts: starts))
             Gemm.matmul(x: xb, ldx: d, m: rows, w: lw.gateUp, y: gu, ldy: 2 * ff)
             Parallel.forEach(min(rows, 8)) { part in
                 for t in stride(from: part, to: rows, by: min(rows, 8)) {
@@ -284,12 +285,15 @@ public final class LlamaModel: @unchecked Sendable {
             if let hook, hook.touchesMLPOutput {
                 let y = s.mlpOut.pointer
                 Gemm.matmul(x: h, ldx: ff, m: rows, w: lw.down, y: y, ldy: d)
-                hook.replaceMLPOutput?(MutableActivationView(pointer: y, rows: rows, dim: d, firstPosition: p0))
-                hook.mlpOutput?(ActivationView(pointer: y, rows: rows, dim: d, firstPosition: p0))
+                hook.replaceMLPOutput?(MutableActivationView(pointer: y, rows: rows, dim: d, firstPosition: p0, starts: starts))
+                hook.mlpOutput?(ActivationView(pointer: y, rows: rows, dim: d, firstPosition: p0, starts: starts))
                 Ops.add(x, y, count: rows * d)
             } else {
                 Gemm.matmul(x: h, ldx: ff, m: rows, w: lw.down, y: x, ldy: d, accumulate: true)
             }
+            // The residual stream leaving the layer (a hooked layer is never trimmed, so rows == T).
+            hook?.replaceResidualOutput?(MutableActivationView(pointer: x, rows: rows, dim: d, firstPosition: p0, starts: starts))
+            hook?.residualOutput?(ActivationView(pointer: x, rows: rows, dim: d, firstPosition: p0, starts: starts))
         }
         for seg in segments { seg.cache.advance(by: seg.tokens.count) }
         if lastLayer == c.layers - 1 { hooks?.finalResidual?(ActivationView(pointer: x, rows: rows, dim: d, firstPosition: p0)) }

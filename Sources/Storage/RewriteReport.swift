@@ -191,6 +191,8 @@ public struct RewriteReport: Codable, Equatable, Sendable {
     public var options: RewriteOptions
     public var backend: String
     public var layer: Int
+    /// What the dictionary spliced reads and writes; absent in reports made before residual SAEs (an MLP transcoder).
+    public var site: DictionarySite?
     /// Latents with an explanation (the population the fractions are of).
     public var population: Int
     /// Of those, latents whose current explanation has a score (ranked first by `score`).
@@ -199,11 +201,17 @@ public struct RewriteReport: Codable, Equatable, Sendable {
     public var results: [RewriteResult]
     public var timing: Timing
 
-    public init(created: String, options: RewriteOptions, backend: String, layer: Int, population: Int, scored: Int, windows: [RewriteWindow], results: [RewriteResult], timing: Timing) {
-        self.created = created; self.options = options; self.backend = backend; self.layer = layer; self.population = population; self.scored = scored; self.windows = windows; self.results = results; self.timing = timing
+    public init(created: String, options: RewriteOptions, backend: String, layer: Int, site: DictionarySite? = nil, population: Int, scored: Int, windows: [RewriteWindow], results: [RewriteResult], timing: Timing) {
+        self.created = created; self.options = options; self.backend = backend; self.layer = layer; self.site = site; self.population = population; self.scored = scored; self.windows = windows; self.results = results; self.timing = timing
     }
 
     public func result(_ setting: RewriteSetting) -> RewriteResult? { results.first { $0.setting == setting } }
+
+    /// `site`, an MLP transcoder when the report does not say.
+    public var dictionarySite: DictionarySite { site ?? .mlp }
+
+    /// A setting's label in this report: the dictionary as is is "transcoder" or "SAE".
+    public func label(_ setting: RewriteSetting) -> String { setting.kind == .transcoder ? dictionarySite.kind : setting.label }
 
     static let fileName = "report.json"
 

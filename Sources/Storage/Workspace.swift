@@ -7,9 +7,10 @@ import Foundation
 ///
 ///     workspace.json                     WorkspaceManifest (below)
 ///     corpus/tokens.bin, corpus.json     the windows (Corpus)
-///     activations/{train,heldout}-*.f16  MLP input/output pairs of the layer (ActivationStore)
+///     activations/{train,heldout}-*.f16  the dictionary's input (and target) rows (ActivationStore)
 ///     training/                          the trainer's latest checkpoint (resumable)
-///     transcoder/layers.<L>.mlp/         the transcoder, sparsify's cfg.json + sae.safetensors
+///     transcoder/<hookpoint>/            the dictionary, sparsify's cfg.json + sae.safetensors
+///                                        (layers.<L>.mlp for a transcoder, layers.<L> for a residual SAE)
 ///     cache/                             the latent cache (LatentCache)
 public struct Workspace: Sendable {
     public let directory: URL
@@ -32,9 +33,13 @@ public struct Workspace: Sendable {
     public var rewriteDirectory: URL { directory.appendingPathComponent("rewrite", isDirectory: true) }
     /// The trained simulator (TrainedSimulatorConfig) and its training statistics.
     public var simulatorDirectory: URL { directory.appendingPathComponent("simulator", isDirectory: true) }
-    public func transcoderDirectory(layer: Int) -> URL {
-        directory.appendingPathComponent("transcoder/\(WorkspaceManifest.hookpoint(layer: layer))", isDirectory: true)
+    /// The dictionary's folder: `transcoder/<hookpoint>/`.
+    public func transcoderDirectory(layer: Int, site: DictionarySite) -> URL {
+        directory.appendingPathComponent("transcoder/\(site.hookpoint(layer: layer))", isDirectory: true)
     }
+
+    /// The folder of the dictionary `manifest` describes.
+    public func transcoderDirectory(_ manifest: WorkspaceManifest) -> URL { transcoderDirectory(layer: manifest.layer, site: manifest.site) }
 
     public var exists: Bool { FileManager.default.fileExists(atPath: manifestURL.path) }
 
@@ -81,17 +86,23 @@ public struct WorkspaceManifest: Codable, Equatable, Sendable {
         public var ceBase: Double
         public var ceTranscoder: Double
         public var ceZeroAblation: Double
+        /// What the dictionary writes set to its mean over the held-out tokens; absent in workspaces
+        /// evaluated before residual SAEs.
+        public var ceMeanAblation: Double?
         public var tokens: Int
 
-        public init(fvu: Double, deadFraction: Double, ceBase: Double, ceTranscoder: Double, ceZeroAblation: Double, tokens: Int) {
-            self.fvu = fvu; self.deadFraction = deadFraction; self.ceBase = ceBase; self.ceTranscoder = ceTranscoder; self.ceZeroAblation = ceZeroAblation; self.tokens = tokens
+        public init(fvu: Double, deadFraction: Double, ceBase: Double, ceTranscoder: Double, ceZeroAblation: Double, ceMeanAblation: Double? = nil, tokens: Int) {
+            self.fvu = fvu; self.deadFraction = deadFraction; self.ceBase = ceBase; self.ceTranscoder = ceTranscoder; self.ceZeroAblation = ceZeroAblation
+            self.ceMeanAblation = ceMeanAblation; self.tokens = tokens
         }
         /// (CE_zero − CE_transcoder) / (CE_zero − CE_base).
         public var lossRecovered: Double { (ceZeroAblation - ceTranscoder) / (ceZeroAblation - ceBase) }
+        /// (CE_mean − CE_transcoder) / (CE_mean − CE_base).
+        public var lossRecoveredVsMean: Double? { ceMeanAblation.map { ($0 - ceTranscoder) / ($0 - ceBase) } }
 
         enum CodingKeys: String, CodingKey {
             case fvu, deadFraction = "dead_fraction", ceBase = "ce_base", ceTranscoder = "ce_transcoder",
-                 ceZeroAblation = "ce_zero_ablation", tokens
+                 ceZeroAblation = "ce_zero_ablation", ceMeanAblation = "ce_mean_ablation", tokens
         }
     }
 
@@ -100,6 +111,9 @@ public struct WorkspaceManifest: Codable, Equatable, Sendable {
     public var layer: Int
     public var latents: Int
     public var k: Int
+    /// What the dictionary reads and writes (an MLP transcoder or a residual-stream SAE); `"site"` in
+    /// the file, absent from workspaces written before residual SAEs, which hold MLP transcoders.
+    public var site: DictionarySite = .mlp
     /// Where the transcoder came from: "trained" or the directory of a user's checkpoint.
     public var transcoderSource: String
     public var corpusSources: [String]
@@ -109,11 +123,12 @@ public struct WorkspaceManifest: Codable, Equatable, Sendable {
     public var steps: [String: Step] = [:]
     public var evaluation: Evaluation?
 
-    public init(model: String, layer: Int, latents: Int, k: Int, transcoderSource: String, corpusSources: [String], trainTokens: Int, heldOutTokens: Int, windowLength: Int, steps: [String: Step] = [:], evaluation: Evaluation? = nil) {
-        self.model = model; self.layer = layer; self.latents = latents; self.k = k; self.transcoderSource = transcoderSource; self.corpusSources = corpusSources; self.trainTokens = trainTokens; self.heldOutTokens = heldOutTokens; self.windowLength = windowLength; self.steps = steps; self.evaluation = evaluation
+    public init(model: String, layer: Int, latents: Int, k: Int, site: DictionarySite = .mlp, transcoderSource: String, corpusSources: [String], trainTokens: Int, heldOutTokens: Int, windowLength: Int, steps: [String: Step] = [:], evaluation: Evaluation? = nil) {
+        self.model = model; self.layer = layer; self.latents = latents; self.k = k; self.site = site; self.transcoderSource = transcoderSource; self.corpusSources = corpusSources; self.trainTokens = trainTokens; self.heldOutTokens = heldOutTokens; self.windowLength = windowLength; self.steps = steps; self.evaluation = evaluation
     }
 
-    public static func hookpoint(layer: Int) -> String { "layers.\(layer).mlp" }
+    /// The dictionary's hookpoint (`layers.L.mlp`, `layers.L`).
+    public var hookpoint: String { site.hookpoint(layer: layer) }
 
     public func isDone(_ step: String) -> Bool { steps[step]?.done ?? false }
 
@@ -152,8 +167,25 @@ public struct WorkspaceManifest: Codable, Equatable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case formatVersion = "format_version", model, layer, latents, k, transcoderSource = "transcoder_source",
+        case formatVersion = "format_version", model, layer, latents, k, site, transcoderSource = "transcoder_source",
              corpusSources = "corpus_sources", trainTokens = "train_tokens", heldOutTokens = "held_out_tokens",
              windowLength = "window_length", steps, evaluation
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        formatVersion = try c.decode(Int.self, forKey: .formatVersion)
+        model = try c.decode(String.self, forKey: .model)
+        layer = try c.decode(Int.self, forKey: .layer)
+        latents = try c.decode(Int.self, forKey: .latents)
+        k = try c.decode(Int.self, forKey: .k)
+        site = try c.decodeIfPresent(DictionarySite.self, forKey: .site) ?? .mlp
+        transcoderSource = try c.decode(String.self, forKey: .transcoderSource)
+        corpusSources = try c.decode([String].self, forKey: .corpusSources)
+        trainTokens = try c.decode(Int.self, forKey: .trainTokens)
+        heldOutTokens = try c.decode(Int.self, forKey: .heldOutTokens)
+        windowLength = try c.decode(Int.self, forKey: .windowLength)
+        steps = try c.decode([String: Step].self, forKey: .steps)
+        evaluation = try c.decodeIfPresent(Evaluation.self, forKey: .evaluation)
     }
 }

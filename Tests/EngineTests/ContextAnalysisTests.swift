@@ -37,7 +37,7 @@ final class ContextAnalysisTests: XCTestCase {
         try ws.save(WorkspaceManifest(model: "tiny", layer: 1, latents: 96, k: 6, transcoderSource: "trained", corpusSources: [],
                                       trainTokens: 0, heldOutTokens: 0, windowLength: 16))
         let tc = Transcoder(config: TranscoderConfig(dIn: 32, numLatents: 96, k: 6, skipConnection: true, transcode: true), seed: 5)
-        try tc.save(directory: ws.transcoderDirectory(layer: 1).path)
+        try tc.save(directory: ws.transcoderDirectory(layer: 1, site: .mlp).path)
         return ws
     }
 

@@ -32,7 +32,7 @@ final class RewriteTests: XCTestCase {
         for i in 0..<transcoder.m * transcoder.d { transcoder.decoderWeight[i] = 0.3 * rng.normal() }
         for j in 0..<transcoder.d { transcoder.decoderBias[j] = 0.05 * Float((j % 7) - 3) }
         transcoder.parametersDidChange()
-        splice = try Splice(model: model, transcoder: transcoder, layer: layer)
+        splice = try Splice(model: model, transcoder: transcoder, layer: layer, site: .mlp)
     }
 
     /// Cross-entropy of each next token from the reference logits, the MLP output of `layer`
@@ -199,8 +199,8 @@ final class RewriteExperimentTests: XCTestCase {
         for i in 0..<latents * 64 { transcoder.decoderWeight[i] = 0.3 * rng.normal() }
         for j in 0..<64 { transcoder.decoderBias[j] = 0.05 * Float((j % 7) - 3) }
         transcoder.parametersDidChange()
-        try transcoder.save(directory: ws.transcoderDirectory(layer: layer).path)
-        splice = try Splice(model: model, transcoder: transcoder, layer: layer)
+        try transcoder.save(directory: ws.transcoderDirectory(layer: layer, site: .mlp).path)
+        splice = try Splice(model: model, transcoder: transcoder, layer: layer, site: .mlp)
 
         // 8 windows of 12 random tokens, every 2nd held out.
         let corpus = Corpus(windowLength: windowLength, heldOutEvery: 2, tokens: (0..<8 * windowLength).map { _ in Int32(rng.next() % 50) })

@@ -3,6 +3,7 @@ import EngineAPI
 @testable import Storage
 import Explorer
 import Foundation
+import Storage
 
 /// A deterministic engine for scripted tests: everything is made up from the latent id, requests
 /// are answered in order when the test drains, and nothing touches a disk or a model.
@@ -18,7 +19,14 @@ final class FakeEngine: EngineClient, @unchecked Sendable {
     let latents: Int
     static let words = [" the", " bridge", " river", "\n", " of", " tunnel", " 東京", " 🚀", "<|im_end|>", " pier", " and", ","]
 
-    init(latents: Int = 40) { self.latents = latents }
+    /// The workspace's dictionary: an MLP transcoder, or a residual SAE (its rewrite report says so too).
+    let site: DictionarySite
+
+    init(latents: Int = 40, site: DictionarySite = .mlp) {
+        self.latents = latents
+        self.site = site
+        if site != .mlp { rewrite?.site = site }
+    }
 
     func send(_ request: EngineRequest) {
         requests.append(request)
@@ -94,7 +102,7 @@ final class FakeEngine: EngineClient, @unchecked Sendable {
         case .open:
             guard hasWorkspace else { return [.missingWorkspace(path: "/tmp/fake")] }
             let info = WorkspaceInfo(path: "/tmp/fake", name: "fake", model: "tiny", layer: 2, latents: latents, k: 4, trainTokens: 100_000,
-                                     fvu: 0.2, lossRecovered: 0.9)
+                                     fvu: 0.2, lossRecovered: 0.9, site: site)
             let current = Dictionary(grouping: saved, by: \.latent).compactMapValues(\.last)
             return [.opened(info, (0..<latents).map { Self.summary($0, latents: latents) }), .explanations(current),
                     .vocabulary(Self.vocabulary)]

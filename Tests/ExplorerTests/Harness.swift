@@ -12,8 +12,9 @@ struct Harness {
     let engine: FakeEngine
     var palette: Palette
 
-    init(width: Int = 100, height: Int = 30, latents: Int = 40, hasWorkspace: Bool = true, mode: TerminalScreen.ColorMode = .full) {
-        engine = FakeEngine(latents: latents)
+    init(width: Int = 100, height: Int = 30, latents: Int = 40, hasWorkspace: Bool = true, mode: TerminalScreen.ColorMode = .full,
+         site: DictionarySite = .mlp) {
+        engine = FakeEngine(latents: latents, site: site)
         engine.hasWorkspace = hasWorkspace
         var state = AppState(width: width, height: height, workspacePath: "/tmp/fake", themes: ["dark", "light"])
         state.noColor = mode == .none

@@ -1,6 +1,7 @@
 @testable import Explorer
 import EngineAPI
 import Foundation
+import Storage
 import Terminal
 import XCTest
 
@@ -11,10 +12,10 @@ final class SnapshotTests: XCTestCase {
     static let sizes = [(80, 24), (120, 36)]
     static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Snapshots")
 
-    func check(_ name: String, _ make: (inout Harness) -> Void, file: StaticString = #filePath, line: UInt = #line) {
+    func check(_ name: String, site: DictionarySite = .mlp, _ make: (inout Harness) -> Void, file: StaticString = #filePath, line: UInt = #line) {
         for (w, h) in Self.sizes {
             for color in [true, false] {
-                var harness = Harness(width: w, height: h, mode: color ? .full : .none)
+                var harness = Harness(width: w, height: h, mode: color ? .full : .none, site: site)
                 make(&harness)
                 let canvas = harness.app.render(palette: harness.palette)
                 XCTAssertEqual(canvas.width, w)
@@ -139,6 +140,16 @@ final class SnapshotTests: XCTestCase {
     }
 
     func testRewrite() { check("rewrite") { h in h.press(.char("4"), .char("k"), .char("]"), .char("l")) } }
+
+    /// A residual SAE's workspace: the header, the list and the Rewrite screen name it ("SAE", layers.2).
+    func testResidualSAE() {
+        check("residual-latents", site: .residual) { _ in }
+        check("residual-rewrite", site: .residual) { h in h.press(.char("4"), .char("k"), .char("]"), .char("l")) }
+        check("residual-rewrite-none", site: .residual) { h in
+            h.engine.rewrite = nil
+            h.press(.char("4"))
+        }
+    }
 
     func testWelcome() {
         for (w, h) in Self.sizes {

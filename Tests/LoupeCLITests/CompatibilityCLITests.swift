@@ -66,8 +66,20 @@ final class CompatibilityCLITests: XCTestCase {
         XCTAssertEqual(r.stdout, try golden(name), "loupe \(args.joined(separator: " "))", file: file, line: line)
     }
 
+    /// Every key the old binary printed, with the same value; the keys added since (the dictionary's
+    /// kind and site, mean ablation) say an MLP transcoder, and the old build measured no mean ablation.
     func testInfoPrintsWhatTheOldBinaryPrinted() throws {
-        try assertSame(["info", "--json", "--workspace", workspace], golden: "info.json")
+        let r = try loupe(["info", "--json", "--workspace", workspace])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let now = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? NSDictionary)
+        let old = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(try golden("info.json").utf8)) as? NSDictionary)
+        for case let key as String in old.allKeys { XCTAssertEqual(now[key] as? NSObject, old[key] as? NSObject, key) }
+        XCTAssertEqual(Set(now.allKeys as! [String]).subtracting(old.allKeys as! [String]),
+                       ["kind", "site", "dictionary", "ce_mean_ablation", "loss_recovered_vs_mean"])
+        XCTAssertEqual(now["kind"] as? String, "transcoder")
+        XCTAssertEqual(now["site"] as? String, "mlp")
+        XCTAssertEqual(now["dictionary"] as? String, "transcoder · MLP of layer 15 (layers.15.mlp)")
+        XCTAssertTrue(now["ce_mean_ablation"] is NSNull)
     }
 
     func testLatentsPrintWhatTheOldBinaryPrinted() throws {

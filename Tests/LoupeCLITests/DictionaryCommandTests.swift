@@ -34,6 +34,7 @@ final class DictionaryCommandTests: XCTestCase {
             ("saelens_skip_transcoder", "saelens", "transcoder", "relu", 3),
             ("saelens_topk", "saelens", "sae", "topk", 3),
             ("gemma-scope-tiny-transcoders/layer_3/width_64", "gemmascope", "transcoder", "jumprelu", 3),
+            ("gemma-scope-tiny-res/layer_3/width_64", "gemmascope", "sae", "jumprelu", 3),
             ("gemma-scope-2-tiny/layer_3_transcoder", "gemmascope", "transcoder", "jumprelu", 3),
             ("circuit_tracer/layer_4.safetensors", "circuit-tracer", "transcoder", "relu", 4),
         ]
@@ -45,11 +46,12 @@ final class DictionaryCommandTests: XCTestCase {
             XCTAssertEqual(j["layer"] as? Int, layer, path)
             XCTAssertEqual(j["d_in"] as? Int, 16, path)
             XCTAssertEqual(j["latents"] as? Int, 64, path)
-            XCTAssertEqual(j["buildable"] as? Bool, kind == "transcoder", path)
+            // Transcoders of an MLP and SAEs on the residual stream after a layer (hook_resid_post) both build.
+            XCTAssertEqual(j["buildable"] as? Bool, true, path)
         }
         let text = try LoupeBinary.run(["info", "--dictionary", fixture("saelens_topk"), "--model", model])
         XCTAssertTrue(text.stdout.contains("activation  topk, k = 4"), text.stdout)
-        XCTAssertTrue(text.stdout.contains("Loupe cannot yet build or explore SAEs"), text.stdout)
+        XCTAssertTrue(text.stdout.contains("usable with `loupe build --dictionary` (an SAE on the residual stream after its layer)"), text.stdout)
     }
 
     func testInconsistentDictionariesAreOneLineErrors() throws {
@@ -59,8 +61,10 @@ final class DictionaryCommandTests: XCTestCase {
             (["info", "--dictionary", fixture("saelens_standard"), "--model", other], "saelens_standard/cfg.json: d_in is 16, expected 32, the model's hidden size"),
             (["info", "--dictionary", fixture("circuit_tracer/layer_3.safetensors"), "--model", model, "--layer", "2"],
              "layer_3.safetensors: path is layer 3 (layers.3.mlp), expected layer 2 as --layer asks"),
-            (["build", "--dictionary", fixture("saelens_jumprelu"), "--model", model, "--workspace", directory.appendingPathComponent("w").path],
-             "saelens_jumprelu/cfg.json: architecture is an SAE on the residual stream (blocks.3.hook_resid_post), expected a transcoder of an MLP"),
+            (["build", "--dictionary", try mlpOutputSAE(), "--model", model, "--workspace", directory.appendingPathComponent("w").path],
+             "mlp_out_sae/cfg.json: architecture is an SAE on the MLP output (blocks.3.hook_mlp_out), expected a transcoder of an MLP or an SAE on the residual stream"),
+            (["build", "--dictionary", fixture("saelens_topk"), "--site", "mlp", "--model", model, "--workspace", directory.appendingPathComponent("w").path],
+             "--site mlp: \(fixture("saelens_topk"))/cfg.json holds an SAE (blocks.3.hook_resid_post); drop --site"),
             (["build", "--dictionary", directory.path, "--model", model], "not a dictionary Loupe knows"),
         ]
         for (args, message) in cases {
@@ -70,6 +74,48 @@ final class DictionaryCommandTests: XCTestCase {
             XCTAssertEqual(errors.count, 1, r.stderr)
             XCTAssertTrue(errors.first?.contains(message) == true, "\(r.stderr)\nwanted: \(message)")
         }
+    }
+
+    /// SAELens's standard SAE fixture with its hook moved to the MLP output: a site Loupe does not build.
+    func mlpOutputSAE() throws -> String {
+        let dir = directory.appendingPathComponent("mlp_out_sae")
+        try? FileManager.default.removeItem(at: dir)
+        try FileManager.default.copyItem(at: URL(fileURLWithPath: fixture("saelens_standard")), to: dir)
+        let cfg = dir.appendingPathComponent("cfg.json")
+        let text = try String(contentsOf: cfg, encoding: .utf8).replacingOccurrences(of: "hook_resid_post", with: "hook_mlp_out")
+        try text.write(to: cfg, atomically: true, encoding: .utf8)
+        return dir.path
+    }
+
+    /// SAELens's TopK SAE on `blocks.3.hook_resid_post` (the fixture SAELens itself wrote) builds a
+    /// residual workspace: site, kind and hookpoint recorded and printed, the SAE stored in sparsify's
+    /// layout at `transcoder/layers.3/` with the codes SAELens computes, activations of the residual
+    /// alone, and the evaluation run with the residual spliced.
+    func testBuildFromASAELensResidualSAE() throws {
+        let wide = directory.appendingPathComponent("tiny16-bytes.gguf").path
+        try TinyLlama(layers: 5, dim: 16, ffnDim: 32, heads: 2, kvHeads: 1, contextLength: 1024, vocabulary: .bytes, seed: 3).write(to: wide)
+        let corpus = directory.appendingPathComponent("corpus.txt").path
+        try TinyWorkspace.writeCorpus(to: corpus, copies: 12)
+        let ws = directory.appendingPathComponent("w").path
+        let r = try LoupeBinary.run(["build", "--dictionary", fixture("saelens_topk"), "--model", wide, "--corpus", corpus, "--workspace", ws,
+                                     "--tokens", "2048", "--eval-windows", "4", "--no-simulator"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("--dictionary: found a SAELens SAE (topk)"), r.stderr)
+        XCTAssertTrue(r.stdout.contains("dictionary  SAE · residual stream after layer 3 (layers.3), 64 latents, k = 4"), r.stdout)
+        let info = try json(LoupeBinary.run(["info", "--workspace", ws, "--json"]))
+        XCTAssertEqual(info["kind"] as? String, "SAE")
+        XCTAssertEqual(info["site"] as? String, "residual")
+        XCTAssertEqual(info["hookpoint"] as? String, "layers.3")
+        XCTAssertEqual(info["layer"] as? Int, 3)
+        XCTAssertNotNil(info["fvu"] as? Double, "the build evaluated the SAE")
+        XCTAssertNotNil(info["ce_mean_ablation"] as? Double)
+        let saved = try Transcoder.load(directory: URL(fileURLWithPath: ws).appendingPathComponent("transcoder/layers.3").path)
+        let (original, _) = try Dictionaries.load(fixture("saelens_topk"))
+        var rng = SeededRNG(seed: 4)
+        let x = (0..<16 * 5).map { _ in rng.normal() }
+        XCTAssertEqual(saved.codes(x, rows: 5), original.codes(x, rows: 5), "the stored SAE encodes as SAELens's")
+        let activations = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: ws).appendingPathComponent("activations/train.json"))) as? [String: Any]
+        XCTAssertEqual(activations?["columns"] as? Int, 1)
     }
 
     /// A JumpReLU skip transcoder written in circuit-tracer's layout becomes the workspace's

@@ -77,8 +77,10 @@ public struct TinyLlama {
         try w.write(to: path)
     }
 
-    /// Logits of every position, by plain loops. `mlpOverride(layer, position, output)` may change an MLP output.
-    public func referenceLogits(_ tokens: [Int], mlpOverride: ((Int, Int, inout [Float]) -> Void)? = nil) -> [[Float]] {
+    /// Logits of every position, by plain loops. `mlpOverride(layer, position, output)` may change an MLP output,
+    /// `residualOverride(layer, position, residual)` the residual stream leaving a layer (or just read it).
+    public func referenceLogits(_ tokens: [Int], mlpOverride: ((Int, Int, inout [Float]) -> Void)? = nil,
+                                residualOverride: ((Int, Int, inout [Float]) -> Void)? = nil) -> [[Float]] {
         let c = config, d = c.dim, hd = c.headDim
         func matvec(_ w: [Float], _ x: [Float], rows: Int) -> [Float] {
             (0..<rows).map { r in (0..<x.count).reduce(Float(0)) { $0 + w[r * x.count + $1] * x[$1] } }
@@ -133,6 +135,7 @@ public struct TinyLlama {
                 mlpOverride?(l, t, &y)
                 for i in 0..<d { xs[t][i] += y[i] }
             }
+            if let residualOverride { for t in 0..<xs.count { residualOverride(l, t, &xs[t]) } }
         }
         return xs.map { matvec(tensors["token_embd.weight"]!, norm($0, tensors["output_norm.weight"]!), rows: c.vocabSize) }
     }

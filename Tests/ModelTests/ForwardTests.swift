@@ -130,6 +130,47 @@ final class ForwardTests: XCTestCase {
         XCTAssertGreaterThan(maxAbsDiff(ablated.flatMap { $0 }, plain.flatMap { $0 }), 1e-2, "ablation has an effect")
     }
 
+    func testHooksReadAndReplaceTheResidualLeavingALayer() throws {
+        // Read: the residual stream leaving layer 0, every position, against the plain reference's.
+        var read = LayerHook(), captured: [Float] = [], firstRows: [Int] = []
+        read.residualOutput = { v in
+            captured += Array(UnsafeBufferPointer(start: v.pointer, count: v.rows * v.dim))
+            firstRows += v.firstPositionRows.map { $0 + v.firstPosition }
+        }
+        var expected: [[Float]] = Array(repeating: [], count: tokens.count)
+        let plainRef = tiny.referenceLogits(tokens, residualOverride: { l, t, x in if l == 0 { expected[t] = x } })
+        let plain = try allLogits(tokens)
+        let hooked = try allLogits(tokens, hooks: ForwardHooks(layers: [0: read]))
+        XCTAssertLessThan(maxAbsDiff(plain.flatMap { $0 }, hooked.flatMap { $0 }), 1e-5, "reading changes nothing")
+        XCTAssertLessThan(maxAbsDiff(plain.flatMap { $0 }, plainRef.flatMap { $0 }), 1e-3)
+        let worst = maxAbsDiff(captured, expected.flatMap { $0 })
+        print("tiny model: max |residual after layer 0 − reference| = \(worst)")
+        XCTAssertLessThan(worst, 1e-5)
+        XCTAssertGreaterThan(expected.flatMap { $0 }.map(abs).max()!, 0.1, "the reference residual is not trivial")
+        XCTAssertEqual(firstRows, [0], "the 8-row chunks of one sequence: only the first holds position 0")
+
+        // Replace: the residual halved from position 2 on matches the reference with the same edit, and
+        // the chunks' rows are at the positions the views say.
+        var halve = LayerHook()
+        halve.replaceResidualOutput = { v in
+            for r in 0..<v.rows where v.firstPosition + r >= 2 { for i in 0..<v.dim { v.row(r)[i] *= 0.5 } }
+        }
+        let edited = try allLogits(tokens, hooks: ForwardHooks(layers: [0: halve]))
+        let refEdited = tiny.referenceLogits(tokens, residualOverride: { l, t, x in if l == 0 && t >= 2 { x = x.map { $0 * 0.5 } } })
+        XCTAssertLessThan(maxAbsDiff(edited.flatMap { $0 }, refEdited.flatMap { $0 }), 1e-3)
+        XCTAssertGreaterThan(maxAbsDiff(edited.flatMap { $0 }, plain.flatMap { $0 }), 1e-2, "the replacement has an effect")
+        XCTAssertLessThan(maxAbsDiff(Array(edited[0..<2].joined()), Array(plain[0..<2].joined())), 1e-5, "positions before the edit are untouched")
+
+        // A batch of sequences: each one's first row is reported as position 0.
+        var starts: [SequenceStart] = []
+        var batchHook = LayerHook()
+        batchHook.residualOutput = { v in starts += v.starts }
+        let seqs = [Array(tokens[0..<3]), Array(tokens[3..<5]), Array(tokens[5..<8])]
+        try model.forward(batch: seqs, caches: seqs.map { model.makeCache(capacity: $0.count) }, logits: .none,
+                          hooks: ForwardHooks(layers: [1: batchHook])) { _, _, _, _ in }
+        XCTAssertEqual(starts, [SequenceStart(row: 0, position: 0), SequenceStart(row: 3, position: 0), SequenceStart(row: 5, position: 0)])
+    }
+
     func testStopAfterLayerRunsOnlyThatFar() throws {
         var early: [Float] = [], late = 0
         var h0 = LayerHook(), h1 = LayerHook()

@@ -56,7 +56,9 @@ final class CompatibilityTests: XCTestCase {
         XCTAssertEqual(m.model, info["model"] as? String)
         XCTAssertEqual(m.model, "{data}/models/SmolLM2-135M-Instruct.Q4_1.gguf")
         XCTAssertEqual(m.layer, info["layer"] as? Int)
-        XCTAssertEqual(WorkspaceManifest.hookpoint(layer: m.layer), info["hookpoint"] as? String)
+        // Written before residual SAEs: no "site", so an MLP transcoder.
+        XCTAssertEqual(m.site, .mlp)
+        XCTAssertEqual(m.hookpoint, info["hookpoint"] as? String)
         XCTAssertEqual(m.latents, info["latents"] as? Int)
         XCTAssertEqual(m.k, info["k"] as? Int)
         XCTAssertEqual(m.transcoderSource, info["transcoder"] as? String)

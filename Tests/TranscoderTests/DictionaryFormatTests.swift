@@ -137,21 +137,30 @@ final class DictionaryFormatTests: XCTestCase {
 
     func testMismatchesAreOneLineNamingFileAndField() throws {
         let sae = try Dictionaries.describe(fixture("saelens_standard"))
-        XCTAssertThrowsError(try sae.check(modelWidth: 576, layers: 30, expect: .transcoder, layer: nil)) { e in
+        XCTAssertThrowsError(try sae.check(modelWidth: 576, layers: 30, buildable: true, layer: nil)) { e in
             XCTAssertEqual("\(e)", "\(sae.configFile): d_in is 16, expected 576, the model's hidden size")
         }
-        XCTAssertThrowsError(try sae.check(modelWidth: 16, layers: 30, expect: .transcoder, layer: nil)) { e in
-            XCTAssertTrue("\(e)".hasPrefix("\(sae.configFile): architecture is an SAE on the residual stream (blocks.3.hook_resid_post), expected a transcoder"), "\(e)")
+        // An SAE on the residual stream after its layer (hook_resid_post) is buildable; one at another site is not.
+        XCTAssertTrue(sae.buildable, sae.hookpoint)
+        XCTAssertNoThrow(try sae.check(modelWidth: 16, layers: 30, buildable: true, layer: 3))
+        var pre = sae
+        pre.hookpoint = "blocks.3.hook_resid_pre"
+        XCTAssertFalse(pre.buildable)
+        var mlpOut = sae
+        (mlpOut.site, mlpOut.hookpoint) = (.mlpOutput, "blocks.3.hook_mlp_out")
+        XCTAssertThrowsError(try mlpOut.check(modelWidth: 16, layers: 30, buildable: true, layer: nil)) { e in
+            XCTAssertTrue("\(e)".hasPrefix("\(sae.configFile): architecture is an SAE on the MLP output (blocks.3.hook_mlp_out), expected a transcoder of an MLP or an SAE on the residual stream"), "\(e)")
+            XCTAssertFalse("\(e)".contains("\n"))
         }
         let tc = try Dictionaries.describe(fixture("circuit_tracer/layer_4.safetensors"))
-        XCTAssertNoThrow(try tc.check(modelWidth: 16, layers: 30, expect: .transcoder, layer: 4))
-        XCTAssertThrowsError(try tc.check(modelWidth: 16, layers: 30, expect: .transcoder, layer: 15)) { e in
+        XCTAssertNoThrow(try tc.check(modelWidth: 16, layers: 30, buildable: true, layer: 4))
+        XCTAssertThrowsError(try tc.check(modelWidth: 16, layers: 30, buildable: true, layer: 15)) { e in
             XCTAssertTrue("\(e)".contains("layer_4.safetensors: path is layer 4"), "\(e)")
         }
-        XCTAssertThrowsError(try tc.check(modelWidth: 16, layers: 4, expect: nil, layer: nil)) { e in
+        XCTAssertThrowsError(try tc.check(modelWidth: 16, layers: 4, buildable: false, layer: nil)) { e in
             XCTAssertTrue("\(e)".contains("layer is 4, expected 0…3"), "\(e)")
         }
-        for e in [try? sae.check(modelWidth: 1, layers: 1, expect: nil, layer: nil)] { XCTAssertNil(e) }
+        for e in [try? mlpOut.check(modelWidth: 1, layers: 1, buildable: false, layer: nil)] { XCTAssertNil(e) }
     }
 
     func testUnknownAndBrokenDictionaries() throws {

@@ -12,6 +12,9 @@ public struct BuildOptions: Sendable {
     /// Layer 15 is the middle of SmolLM2-135M's 30, as the paper took layer 6 of Pythia-160m's 12:
     /// past the token-level features of early layers, before the output-specific ones of late layers.
     public var layer = 15
+    /// What the dictionary reads and writes: the layer's MLP (a transcoder, the default) or the residual
+    /// stream leaving the layer (an SAE, `loupe build --site residual`).
+    public var site: DictionarySite = .mlp
     public var latents = 4608
     public var k = 32
     /// Training tokens (the held-out split comes on top: one window in `heldOutEvery`).
@@ -21,7 +24,8 @@ public struct BuildOptions: Sendable {
     /// Held-out windows for the cross-entropy evaluation.
     public var evalWindows = 256
     /// Adds the linear skip path ŷ += W_skip·x (a "skip transcoder", as in the paper). With it the
-    /// demo reaches FVU ≈ 0.25 after one pass where it stays near 0.37 without.
+    /// demo reaches FVU ≈ 0.25 after one pass where it stays near 0.37 without. Never for an SAE
+    /// (a skip path from its input to its own reconstruction would learn the identity).
     public var skipConnection = true
     /// Passes over the training tokens (three take the demo's held-out FVU below 0.2).
     public var epochs = 3
@@ -41,8 +45,9 @@ public struct BuildOptions: Sendable {
     public init() {}
 }
 
-/// `loupe build`: corpus → activations → transcoder → latent cache → evaluation, each step
-/// resumable and recorded in `workspace.json`.
+/// `loupe build`: corpus → activations → dictionary (a transcoder of the MLP or an SAE of the
+/// residual stream, `BuildOptions.site`) → latent cache → evaluation, each step resumable and
+/// recorded in `workspace.json`.
 public final class Builder {
     public let workspace: Workspace
     public let model: LlamaModel
@@ -90,15 +95,16 @@ public final class Builder {
     /// workspace built with other settings is not mixed with this one).
     func openManifest() throws -> WorkspaceManifest {
         let sources = options.corpusFiles ?? ["default demo corpus: " + CorpusFetch.description]
-        let fresh = WorkspaceManifest(model: modelPath, layer: options.layer, latents: options.latents, k: options.k,
+        let fresh = WorkspaceManifest(model: modelPath, layer: options.layer, latents: options.latents, k: options.k, site: options.site,
                                       transcoderSource: try transcoderSource(), corpusSources: sources,
                                       trainTokens: 0, heldOutTokens: 0, windowLength: options.windowLength)
         if workspace.exists, let old = try? workspace.load() {
-            if old.model == fresh.model && old.layer == fresh.layer && old.latents == fresh.latents && old.k == fresh.k
+            if old.model == fresh.model && old.layer == fresh.layer && old.latents == fresh.latents && old.k == fresh.k && old.site == fresh.site
                 && old.transcoderSource == fresh.transcoderSource && old.corpusSources == fresh.corpusSources {
                 return old
             }
-            throw BuildError.otherSettings(workspace: workspace.directory.path, layer: old.layer, latents: old.latents, k: old.k)
+            throw BuildError.otherSettings(workspace: workspace.directory.path, layer: old.layer, latents: old.latents, k: old.k,
+                                           site: old.site.title(layer: old.layer))
         }
         try workspace.save(fresh)
         return fresh
@@ -131,11 +137,11 @@ public final class Builder {
     func corpus() throws -> Corpus { try Corpus.load(from: workspace.corpusDirectory).0 }
 
     func stores(_ corpus: Corpus) throws -> (train: ActivationStore, heldOut: ActivationStore) {
-        let dir = workspace.activationsDirectory
+        let dir = workspace.activationsDirectory, columns = options.site.reconstructsInput ? 1 : 2
         return (try ActivationStore(directory: dir, name: "train", layer: options.layer, dim: model.config.dim,
-                                    windowLength: corpus.windowLength, windows: corpus.trainingWindows),
+                                    windowLength: corpus.windowLength, windows: corpus.trainingWindows, columns: columns),
                 try ActivationStore(directory: dir, name: "heldout", layer: options.layer, dim: model.config.dim,
-                                    windowLength: corpus.windowLength, windows: corpus.heldOutWindows))
+                                    windowLength: corpus.windowLength, windows: corpus.heldOutWindows, columns: columns))
     }
 
     func buildActivations() throws -> Int {
@@ -143,19 +149,22 @@ public final class Builder {
         let (train, held) = try stores(corpus)
         let total = train.rowCount + held.rowCount
         reporter.begin("activations", total: total, unit: "tokens")
-        try train.fill(model: model, corpus: corpus, progress: { done, _ in reporter.advance(done, detail: "layer \(options.layer), train split") },
+        try train.fill(model: model, corpus: corpus, site: options.site, progress: { done, _ in reporter.advance(done, detail: "layer \(options.layer), train split") },
                        shouldStop: { reporter.shouldStop })
-        try held.fill(model: model, corpus: corpus, progress: { done, _ in reporter.advance(train.rowCount + done, detail: "held-out split") },
+        try held.fill(model: model, corpus: corpus, site: options.site, progress: { done, _ in reporter.advance(train.rowCount + done, detail: "held-out split") },
                       shouldStop: { reporter.shouldStop })
         reporter.end("activations", summary: "\(total) tokens through layers 0…\(options.layer)")
         return total
     }
 
     func train() throws -> Int {
-        let target = workspace.transcoderDirectory(layer: options.layer)
+        let target = workspace.transcoderDirectory(layer: options.layer, site: options.site)
         if let path = options.dictionaryPath {
             let (t, d) = try Dictionaries.load(path, keep: options.k)
-            try d.check(modelWidth: model.config.dim, layers: model.config.layers, expect: .transcoder, layer: options.layer)
+            try d.check(modelWidth: model.config.dim, layers: model.config.layers, buildable: true, layer: options.layer)
+            guard (d.kind == .sae) == options.site.reconstructsInput else {
+                throw BuildError.otherSite(source: d.configFile, found: d.kind == .sae ? "an SAE" : "a transcoder", site: options.site.title(layer: options.layer))
+            }
             try t.save(directory: target.path)
             reporter.note("using the \(d.summary)" + (d.k == nil ? "; keeping each token's \(t.config.k) largest latents (--k)" : ""))
             return 0
@@ -165,6 +174,10 @@ public final class Builder {
             guard t.d == model.config.dim else {
                 throw BuildError.transcoderWidth(source: source, transcoder: t.d, model: model.config.dim)
             }
+            guard t.config.transcode != options.site.reconstructsInput else {
+                throw BuildError.otherSite(source: (source as NSString).appendingPathComponent("cfg.json"),
+                                           found: t.config.transcode ? "a transcoder" : "an SAE", site: options.site.title(layer: options.layer))
+            }
             try t.save(directory: target.path)
             reporter.note("using the transcoder from \(source) (\(t.m) latents, k \(t.config.k))")
             return 0
@@ -172,12 +185,18 @@ public final class Builder {
         let corpus = try corpus()
         let store = try stores(corpus).train
         let batch = options.trainer.batchRows
-        let plan = TrainingPlan(store: store, batchRows: batch, seed: options.trainer.seed, epochs: options.epochs)
+        let plan = TrainingPlan(store: store, batchRows: batch, seed: options.trainer.seed, epochs: options.epochs,
+                                skipFirstPositions: options.site.skipsFirstPosition)
         let state = workspace.trainingDirectory.path
         let trainer: TranscoderTrainer
         if FileManager.default.fileExists(atPath: (state as NSString).appendingPathComponent("trainer.json")) {
             trainer = try TranscoderTrainer.resume(directory: state)
             reporter.note("resuming training at step \(trainer.stepCount) of \(trainer.totalSteps)")
+        } else if options.site.reconstructsInput {
+            // An SAE trains in transcoder form with its input as target (Autoencoder.swift).
+            trainer = TranscoderTrainer(transcoder: Transcoder.autoencoderForTraining(dIn: model.config.dim, latents: options.latents,
+                                                                                      k: options.k, seed: options.trainer.seed),
+                                        options: options.trainer, totalSteps: plan.steps)
         } else {
             let config = TranscoderConfig(dIn: model.config.dim, numLatents: options.latents, expansionFactor: options.latents / model.config.dim,
                                           k: options.k, skipConnection: options.skipConnection, transcode: true)
@@ -205,19 +224,22 @@ public final class Builder {
             reporter.advance(trainer.stepCount, detail: String(format: "FVU %.3f  dead %.1f%%  lr %.1e", fvu, stats.deadFraction * 100, stats.learningRate))
             if trainer.stepCount % 250 == 0 { try trainer.saveState(directory: state) }
         }
-        try trainer.transcoder.save(directory: target.path)
+        try (options.site.reconstructsInput ? trainer.transcoder.asAutoencoder() : trainer.transcoder).save(directory: target.path)
         try trainer.saveState(directory: state)
         reporter.end("train", summary: "\(plan.steps) steps of \(batch) tokens")
         return plan.steps * batch
     }
 
-    func transcoder() throws -> Transcoder { try Transcoder.load(directory: workspace.transcoderDirectory(layer: options.layer).path) }
+    func transcoder() throws -> Transcoder {
+        try Transcoder.load(directory: workspace.transcoderDirectory(layer: options.layer, site: options.site).path)
+    }
 
     func buildCache() throws -> Int {
         let corpus = try corpus()
         let (train, held) = try stores(corpus)
         let tc = try transcoder()
-        let builder = LatentCacheBuilder(directory: workspace.cacheDirectory, transcoder: tc, corpus: corpus)
+        var builder = LatentCacheBuilder(directory: workspace.cacheDirectory, transcoder: tc, corpus: corpus)
+        builder.skipFirstPositions = options.site.skipsFirstPosition
         reporter.begin("encode", total: train.rowCount + held.rowCount, unit: "tokens")
         try builder.encode(train, progress: { d, _ in reporter.advance(d, detail: "train split") }, shouldStop: { reporter.shouldStop })
         try builder.encode(held, progress: { d, _ in reporter.advance(train.rowCount + d, detail: "held-out split") }, shouldStop: { reporter.shouldStop })
@@ -231,45 +253,55 @@ public final class Builder {
         return train.rowCount + held.rowCount
     }
 
+    /// FVU of what the dictionary reconstructs on every held-out token (a residual SAE: all but each
+    /// window's first position), the dead fraction, and the cross-entropy on the first `evalWindows`
+    /// held-out windows of the base model, the dictionary spliced in, and what it writes zero- and
+    /// mean-ablated (the mean over the held-out tokens the FVU counts).
     func evaluate(_ m: inout WorkspaceManifest) throws -> Int {
         let corpus = try corpus()
         let held = try stores(corpus).heldOut
         let tc = try transcoder()
-        let d = model.config.dim
-        reporter.begin("evaluate", total: held.manifest.shards.count + 3, unit: "parts")
-        // FVU over every held-out token.
+        let d = model.config.dim, L = corpus.windowLength, skipFirst = options.site.skipsFirstPosition
+        reporter.begin("evaluate", total: held.manifest.shards.count + 4, unit: "parts")
+        // FVU over every held-out token the dictionary covers.
         var sse = 0.0, sum = [Double](repeating: 0, count: d), sumSq = 0.0, n = 0
         for (i, shard) in held.manifest.shards.enumerated() {
             let (x, y) = try held.read(shard)
-            let rows = shard.windows.count * corpus.windowLength
+            let rows = shard.windows.count * L
             let yhat = FloatBuffer(count: rows * d)
             tc.forward(x.pointer, rows: rows, into: yhat.pointer)
-            for j in 0..<rows * d {
-                let e = Double(y.pointer[j] - yhat.pointer[j])
-                sse += e * e
-                sum[j % d] += Double(y.pointer[j])
-                sumSq += Double(y.pointer[j]) * Double(y.pointer[j])
+            for r in 0..<rows where !(skipFirst && r % L == 0) {
+                for j in r * d..<(r + 1) * d {
+                    let e = Double(y.pointer[j] - yhat.pointer[j])
+                    sse += e * e
+                    sum[j % d] += Double(y.pointer[j])
+                    sumSq += Double(y.pointer[j]) * Double(y.pointer[j])
+                }
+                n += 1
             }
-            n += rows
             reporter.advance(i + 1, detail: "FVU on held-out tokens")
         }
         let variance = sumSq - sum.reduce(0) { $0 + $1 * $1 } / Double(n)
+        let mean = sum.map { Float($0 / Double(max(n, 1))) }
         // Cross-entropy of base, spliced and ablated models on the first held-out windows.
         let windows = Array(corpus.heldOutWindows.prefix(options.evalWindows)).map { corpus.window($0) }
         var ce: [Double] = []
-        for (i, mode) in ["base", "transcoder", "zero"].enumerated() {
+        let coupling = DictionaryHook(site: options.site)
+        for (i, mode) in ["base", "dictionary", "zero", "mean"].enumerated() {
             var hooks: ForwardHooks?
             if mode != "base" {
                 var captured: FloatBuffer?
-                var hook = LayerHook()
-                hook.mlpInput = { v in
+                let hook = coupling.replacing(input: { v in
                     let b = FloatBuffer(count: v.rows * v.dim)
                     b.pointer.update(from: v.pointer, count: v.rows * v.dim)
                     captured = b
-                }
-                hook.replaceMLPOutput = { v in
-                    if mode == "zero" { v.pointer.update(repeating: 0, count: v.rows * v.dim) } else { tc.forward(captured!.pointer, rows: v.rows, into: v.pointer) }
-                }
+                }, replace: { v in
+                    switch mode {
+                    case "zero": v.pointer.update(repeating: 0, count: v.rows * v.dim)
+                    case "mean": for r in 0..<v.rows { (v.pointer + r * d).update(from: mean, count: d) }
+                    default: tc.forward(captured!.pointer, rows: v.rows, into: v.pointer)
+                    }
+                })
                 hooks = ForwardHooks(layers: [options.layer: hook])
             }
             var total = 0.0, count = 0
@@ -285,10 +317,11 @@ public final class Builder {
         }
         let dead = try LatentCache(directory: workspace.cacheDirectory).allRecords().filter { $0.count == 0 }.count
         m.evaluation = .init(fvu: sse / variance, deadFraction: Double(dead) / Double(tc.m), ceBase: ce[0], ceTranscoder: ce[1],
-                             ceZeroAblation: ce[2], tokens: windows.count * corpus.windowLength)
-        reporter.end("evaluate", summary: String(format: "FVU %.3f, dead %.1f%%, loss recovered %.3f", m.evaluation!.fvu,
-                                                  m.evaluation!.deadFraction * 100, m.evaluation!.lossRecovered))
-        return n + 3 * windows.count * corpus.windowLength
+                             ceZeroAblation: ce[2], ceMeanAblation: ce[3], tokens: windows.count * L)
+        reporter.end("evaluate", summary: String(format: "FVU %.3f, dead %.1f%%, loss recovered %.3f (vs mean ablation %.3f)", m.evaluation!.fvu,
+                                                  m.evaluation!.deadFraction * 100, m.evaluation!.lossRecovered,
+                                                  m.evaluation!.lossRecoveredVsMean ?? .nan))
+        return n + 4 * windows.count * L
     }
 }
 
@@ -300,14 +333,17 @@ struct TrainingPlan {
     let batches: [Batch]
     var steps: Int { batches.count }
 
-    init(store: ActivationStore, batchRows: Int, seed: UInt64, epochs: Int = 1) {
+    /// `skipFirstPositions`: leave out each window's first row (a residual SAE's, `DictionarySite.skipsFirstPosition`).
+    init(store: ActivationStore, batchRows: Int, seed: UInt64, epochs: Int = 1, skipFirstPositions: Bool = false) {
         var rng = SplitMix64(seed: seed ^ 0x5EED)
         var batches: [Batch] = []
         for _ in 0..<epochs {
             var order = Array(store.manifest.shards.indices)
             order.shuffle(using: &rng)
             for s in order {
-                var rows = Array(0..<store.manifest.shards[s].windows.count * store.manifest.windowLength)
+                let L = store.manifest.windowLength
+                var rows = Array(0..<store.manifest.shards[s].windows.count * L)
+                if skipFirstPositions { rows.removeAll { $0 % L == 0 } }
                 rows.shuffle(using: &rng)
                 for start in stride(from: 0, to: rows.count - batchRows + 1, by: batchRows) {
                     batches.append(Batch(shard: s, rows: rows[start..<start + batchRows]))

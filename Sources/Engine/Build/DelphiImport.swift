@@ -173,7 +173,7 @@ public struct DelphiImport {
 
 extension Workspace {
     /// Whether the workspace holds its dictionary (a workspace imported from delphi does not).
-    public func hasTranscoder(layer: Int) -> Bool {
-        FileManager.default.fileExists(atPath: transcoderDirectory(layer: layer).appendingPathComponent("cfg.json").path)
+    public func hasTranscoder(_ manifest: WorkspaceManifest) -> Bool {
+        FileManager.default.fileExists(atPath: transcoderDirectory(manifest).appendingPathComponent("cfg.json").path)
     }
 }

@@ -15,6 +15,9 @@ public struct LatentCacheBuilder {
     public var quantiles = 101
     public var poolSize = 200
     public var seed: UInt64 = 7
+    /// Each window's first position gets an empty code (a residual SAE's, `DictionarySite.skipsFirstPosition`):
+    /// it is never counted, shown or simulated as a latent's activation.
+    public var skipFirstPositions = false
 
     let directory: URL
     let transcoder: Transcoder
@@ -49,6 +52,9 @@ public struct LatentCacheBuilder {
                 val.withUnsafeMutableBufferPointer { v in
                     transcoder.encode(x.pointer, rows: rows, indices: i.baseAddress!, values: v.baseAddress!)
                 }
+            }
+            if skipFirstPositions {
+                for r in stride(from: 0, to: rows, by: L) { for j in 0..<k { val[r * k + j] = 0 } }
             }
             var data = Data(capacity: rows * k * 6)
             for r in 0..<rows {

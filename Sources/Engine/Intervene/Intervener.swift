@@ -2,10 +2,13 @@ import EngineAPI
 import Foundation
 import Kernels
 import Model
+import Storage
 import Tokenizer
 import Transcoder
 
-/// Interventions on the transcoder's latents through its splice into the model's MLP at `layer`.
+/// Interventions on the dictionary's latents through its splice at `layer` (`DictionaryHook`): into
+/// the model's MLP for a transcoder, into the residual stream leaving the layer for a residual SAE
+/// (there y below is that residual, and a sequence's first position is left alone).
 ///
 /// What an intervention replaces: at each position the layer's MLP output y becomes
 ///
@@ -22,17 +25,20 @@ public final class Intervener: @unchecked Sendable {
     public let tokenizer: BPETokenizer
     public let transcoder: Transcoder
     public let layer: Int
+    public let site: DictionarySite
 
-    public init(model: LlamaModel, tokenizer: BPETokenizer, transcoder: Transcoder, layer: Int) throws {
+    public init(model: LlamaModel, tokenizer: BPETokenizer, transcoder: Transcoder, layer: Int, site: DictionarySite = .mlp) throws {
         try Splice.check(model: model, transcoder: transcoder, layer: layer)
         self.model = model
         self.tokenizer = tokenizer
         self.transcoder = transcoder
         self.layer = layer
+        self.site = site
     }
 
     public convenience init(analyzer: ContextAnalyzer) throws {
-        try self.init(model: analyzer.model, tokenizer: analyzer.tokenizer, transcoder: analyzer.transcoder, layer: analyzer.layer)
+        try self.init(model: analyzer.model, tokenizer: analyzer.tokenizer, transcoder: analyzer.transcoder, layer: analyzer.layer,
+                      site: analyzer.site)
     }
 
     // MARK: the hook
@@ -77,10 +83,8 @@ public final class Intervener: @unchecked Sendable {
     func hook(_ edits: [Edit], rowsPerSequence: Int, codes: ((Int, Code) -> Void)? = nil) -> LayerHook {
         let d = transcoder.d, k = transcoder.config.k, tc = transcoder
         let input = InputBox()
-        var hook = LayerHook()
-        hook.mlpInput = { v in input.rows = Array(UnsafeBufferPointer(start: v.pointer, count: v.rows * d)) }
-        hook.replaceMLPOutput = { y in
-            precondition(input.rows.count == y.rows * d, "the MLP input of the same chunk")
+        return DictionaryHook(site: site).replacing(input: { v in input.rows = Array(UnsafeBufferPointer(start: v.pointer, count: v.rows * d)) }) { y in
+            precondition(input.rows.count == y.rows * d, "the dictionary's input of the same chunk")
             var ix = [Int32](repeating: 0, count: y.rows * k), vx = [Float](repeating: 0, count: y.rows * k)
             tc.encode(input.rows, rows: y.rows, indices: &ix, values: &vx)
             for r in 0..<y.rows {
@@ -96,7 +100,6 @@ public final class Intervener: @unchecked Sendable {
                 }
             }
         }
-        return hook
     }
 
     private final class InputBox: @unchecked Sendable { var rows: [Float] = [] }

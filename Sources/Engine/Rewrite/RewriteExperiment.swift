@@ -236,7 +236,7 @@ public final class RewriteExperiment {
             }
         }
         let report = RewriteReport(
-            created: LogTime.format(Date()), options: options, backend: backend.name, layer: manifest.layer,
+            created: LogTime.format(Date()), options: options, backend: backend.name, layer: manifest.layer, site: splice.site,
             population: population.count, scored: score.count, windows: windows, results: results,
             timing: .init(simulationSeconds: simSeconds, latentsSimulated: simulated, latentsReused: reused, predictions: predictions,
                           forwardSeconds: Clock.now - forwardStarted, forwardTokens: forwardTokens, totalSeconds: Clock.now - started))

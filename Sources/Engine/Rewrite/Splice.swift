@@ -4,27 +4,33 @@ import Model
 import Storage
 import Transcoder
 
-/// The transcoder spliced into the model in place of one layer's MLP, for the partial rewrite:
-/// the same windows run under several settings (base model, transcoder, ablations, simulated
-/// latents), each a different MLP output at the layer, and each gives per-token next-token
-/// cross-entropies.
+/// The dictionary spliced into the model at its site, for the partial rewrite: a transcoder in place
+/// of one layer's MLP, or a residual SAE's reconstruction in place of the residual stream leaving
+/// the layer (`DictionarySite`, `DictionaryHook`). The same windows run under several settings
+/// (base model, dictionary, ablations, simulated latents), each a different value of what the
+/// dictionary writes, and each gives per-token next-token cross-entropies.
 ///
 /// What the model computes before the splice does not depend on the setting, so `prepare` runs
-/// the windows once up to the layer and keeps, per token, the MLP's input x (after its RMSNorm),
-/// its own output, and the transcoder's dense pre-activations ReLU(W_enc·x + b_enc). A setting is
-/// then a function from those to the MLP output (`Replacement`), and `crossEntropies` runs the
-/// whole model with it. Codes come from `codes`: the dense values (some columns replaced) through
-/// the transcoder's own top-k, decoded with its skip path if it has one.
+/// the windows once up to the layer and keeps, per token, the dictionary's input x (the MLP's
+/// input after its RMSNorm, or the residual stream), the model's own value of what it writes (the
+/// MLP output, or that same residual), and the dense pre-activations ReLU(W_enc·x + b_enc). A
+/// setting is then a function from those to the written value (`Replacement`), and
+/// `crossEntropies` runs the whole model with it. Codes come from `codes`: the dense values (some
+/// columns replaced) through the dictionary's own top-k, decoded with its skip path if it has one.
+/// A residual SAE never replaces a sequence's first position (`DictionarySite.skipsFirstPosition`).
 public final class Splice: @unchecked Sendable {
     public let model: LlamaModel
     public let transcoder: Transcoder
     public let layer: Int
+    public let site: DictionarySite
+    var dictionaryHook: DictionaryHook { DictionaryHook(site: site) }
 
-    public init(model: LlamaModel, transcoder: Transcoder, layer: Int) throws {
+    public init(model: LlamaModel, transcoder: Transcoder, layer: Int, site: DictionarySite) throws {
         try Self.check(model: model, transcoder: transcoder, layer: layer)
         self.model = model
         self.transcoder = transcoder
         self.layer = layer
+        self.site = site
     }
 
     /// Throws unless the transcoder fits the MLP of the model's layer.
@@ -43,9 +49,10 @@ public final class Splice: @unchecked Sendable {
         /// First row of each window.
         public let rowStart: [Int]
         public let rows: Int
-        /// rows × d: the MLP's input (normed residual).
+        /// rows × d: the dictionary's input (the MLP's normed input, or the residual stream).
         public let input: FloatBuffer
-        /// rows × d: the MLP's own output.
+        /// rows × d: the model's own value of what the dictionary writes (the MLP's output, or the
+        /// residual stream: for an SAE the same values as `input`).
         public let output: FloatBuffer
         /// rows × M: ReLU(W_enc·x + b_enc).
         public let dense: FloatBuffer
@@ -58,7 +65,7 @@ public final class Splice: @unchecked Sendable {
         }
     }
 
-    /// Rows `first..<first + rows` of the MLP output under a setting, into `y` (rows × d).
+    /// Rows `first..<first + rows` of what the dictionary writes under a setting, into `y` (rows × d).
     public typealias Replacement = (_ first: Int, _ rows: Int, _ y: UnsafeMutablePointer<Float>) -> Void
 
     /// Windows grouped so each group is one chunk of the model's batch (the hooks then see a
@@ -86,12 +93,10 @@ public final class Splice: @unchecked Sendable {
             if shouldStop() { throw CancellationError() }
             let r0 = rowStart[g.lowerBound]
             let groupRows = g.reduce(0) { $0 + windows[$1].count }
-            var hook = LayerHook()
-            hook.mlpInput = { v in
+            let hook = dictionaryHook.reading(input: { v in
                 precondition(v.rows == groupRows, "one chunk per group")
                 (input.pointer + r0 * d).update(from: v.pointer, count: v.rows * d)
-            }
-            hook.mlpOutput = { v in (output.pointer + r0 * d).update(from: v.pointer, count: v.rows * d) }
+            }, target: { v in (output.pointer + r0 * d).update(from: v.pointer, count: v.rows * d) })
             let sequences = Array(windows[g])
             try model.forward(batch: sequences, caches: sequences.map { model.makeCache(capacity: $0.count) }, logits: .none,
                               hooks: ForwardHooks(layers: [layer: hook], stopAfterLayer: layer)) { _, _, _, _ in }
@@ -107,8 +112,8 @@ public final class Splice: @unchecked Sendable {
         return Prepared(windows: windows, rowStart: rowStart, rows: rows, input: input, output: output, dense: dense)
     }
 
-    /// Per window, per position t (0..<count − 1), the cross-entropy of token t + 1; the MLP output
-    /// at the layer replaced by `replacement` (nil: the base model).
+    /// Per window, per position t (0..<count − 1), the cross-entropy of token t + 1; what the
+    /// dictionary writes at the layer replaced by `replacement` (nil: the base model).
     public func crossEntropies(_ p: Prepared, replacement: Replacement?, shouldStop: () -> Bool = { false }) throws -> [[Float]] {
         var out: [[Float]] = []
         for g in try groups(p.windows) {
@@ -117,8 +122,7 @@ public final class Splice: @unchecked Sendable {
             if let replacement {
                 let r0 = p.rowStart[g.lowerBound]
                 let groupRows = g.reduce(0) { $0 + p.windows[$1].count }
-                var hook = LayerHook()
-                hook.replaceMLPOutput = { v in
+                let hook = self.dictionaryHook.replacing { v in
                     precondition(v.rows == groupRows, "one chunk per group")
                     replacement(r0, v.rows, v.pointer)
                 }
@@ -189,18 +193,23 @@ public final class Splice: @unchecked Sendable {
         return RewriteStatistics.mean(replaced) - RewriteStatistics.mean(spliced)
     }
 
-    /// A fixed vector at every position (zeros: zero ablation; the mean output: mean ablation).
+    /// A fixed vector at every position (zeros: zero ablation; the mean output: mean ablation); a
+    /// residual SAE's splice still keeps each sequence's first position.
     public static func constant(_ vector: [Float]) -> Replacement {
         { _, rows, y in
             for r in 0..<rows { (y + r * vector.count).update(from: vector, count: vector.count) }
         }
     }
 
-    /// The mean of the MLP's own output over every prepared row.
+    /// The mean of the model's own value of what the dictionary writes (the MLP output, or the
+    /// residual stream) over every prepared row it replaces (a residual SAE's: all but first positions).
     public func meanOutput(_ p: Prepared) -> [Float] {
         let d = model.config.dim
-        var mean = [Double](repeating: 0, count: d)
-        for r in 0..<p.rows { for j in 0..<d { mean[j] += Double(p.output.pointer[r * d + j]) } }
-        return mean.map { Float($0 / Double(max(p.rows, 1))) }
+        var mean = [Double](repeating: 0, count: d), n = 0
+        for r in 0..<p.rows where !(site.skipsFirstPosition && p.place(ofRow: r).position == 0) {
+            for j in 0..<d { mean[j] += Double(p.output.pointer[r * d + j]) }
+            n += 1
+        }
+        return mean.map { Float($0 / Double(max(n, 1))) }
     }
 }

@@ -129,13 +129,13 @@ public final class EngineService: @unchecked Sendable {
         try cached(&evaluatorValue) { try Evaluator(workspace: workspace, tokenizer: try session().tokenizer) }
     }
 
-    /// Model and transcoder spliced at the workspace's layer (loss deltas, the rewrite).
+    /// Model and dictionary spliced at the workspace's layer and site (loss deltas, the rewrite).
     public func splice() throws -> Splice {
         try cached(&spliceValue) {
-            let layer = try manifest().layer
-            guard workspace.hasTranscoder(layer: layer) else { throw ServiceError.noTranscoder(path: workspace.transcoderDirectory(layer: layer).path) }
-            let transcoder = try Transcoder.load(directory: workspace.transcoderDirectory(layer: layer).path)
-            return try Splice(model: try session().model, transcoder: transcoder, layer: layer)
+            let m = try manifest()
+            guard workspace.hasTranscoder(m) else { throw ServiceError.noTranscoder(path: workspace.transcoderDirectory(m).path) }
+            let transcoder = try Transcoder.load(directory: workspace.transcoderDirectory(m).path)
+            return try Splice(model: try session().model, transcoder: transcoder, layer: m.layer, site: m.site)
         }
     }
 
@@ -236,7 +236,7 @@ public final class EngineService: @unchecked Sendable {
                                                      calibration: calibration, shouldStop: shouldStop)
         }
         // A workspace imported from delphi has no dictionary to splice: its scores carry no loss delta.
-        if extras.lossDelta, workspace.hasTranscoder(layer: try manifest().layer) {
+        if extras.lossDelta, workspace.hasTranscoder(try manifest()) {
             result.lossDelta = try splice().singleLatentDelta(latent: latent, windows: record.windows.map(\.tokens),
                                                               values: record.windows.map(\.simulated), shouldStop: shouldStop)
         }

@@ -166,7 +166,7 @@ public final class EngineThread: EngineClient, @unchecked Sendable {
         let summaries = try service.summaries()
         let info = WorkspaceInfo(path: workspace.directory.path, name: workspace.directory.lastPathComponent, model: manifest.model,
                                  layer: manifest.layer, latents: manifest.latents, k: manifest.k, trainTokens: manifest.trainTokens,
-                                 fvu: manifest.evaluation?.fvu, lossRecovered: manifest.evaluation?.lossRecovered)
+                                 fvu: manifest.evaluation?.fvu, lossRecovered: manifest.evaluation?.lossRecovered, site: manifest.site)
         post(.opened(info, summaries))
         let current = try service.explanations().allCurrent()
         post(.explanations(current))

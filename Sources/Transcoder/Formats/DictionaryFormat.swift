@@ -78,25 +78,45 @@ public struct DictionaryDescription: Equatable, Sendable {
             + (skipConnection ? ", skip connection" : "") + "; \(where_), hookpoint \(hookpoint)"
     }
 
+    /// Whether Loupe builds and explores it: a transcoder of an MLP (reads its input, writes its
+    /// output), or an SAE on the residual stream leaving its layer (SAELens `hook_resid_post`,
+    /// sparsify's `layers.L`, Gemma Scope's `-res`) — not one on the residual entering a layer or
+    /// between attention and MLP (`hook_resid_pre`, `hook_resid_mid`), the MLP output or attention.
+    public var buildable: Bool {
+        switch kind {
+        case .transcoder: return site == .mlp
+        case .sae: return site == .residual && !hookpoint.contains("resid_pre") && !hookpoint.contains("resid_mid")
+        }
+    }
+
+    /// What Loupe builds from it, in words, or why it cannot.
+    public var buildNote: String {
+        if buildable { return kind == .transcoder ? "usable with `loupe build --dictionary` (a transcoder of the MLP)"
+                           : "usable with `loupe build --dictionary` (an SAE on the residual stream after its layer)" }
+        return "an SAE on the \(site.rawValue) (\(hookpoint)): Loupe builds transcoders of an MLP and SAEs on the residual stream after a layer (hook_resid_post) only"
+    }
+
     /// The first mismatch with what the model and the build expect, as a one-line error naming the
-    /// file and field: the width, a transcoder where one is wanted, the layer.
-    public func check(modelWidth: Int, layers: Int, expect: Kind?, layer wanted: Int?) throws {
+    /// file and field: the width, a dictionary Loupe cannot build (with `buildable`), the layer.
+    public func check(modelWidth: Int, layers: Int, buildable wanted: Bool, layer: Int?) throws {
+        let wantedLayer = layer
         if dIn != modelWidth {
             throw DictionaryError.mismatch(file: configFile, field: "d_in", found: "\(dIn)", expected: "\(modelWidth), the model's hidden size")
         }
         if dOut != dIn {
             throw DictionaryError.mismatch(file: configFile, field: "d_out", found: "\(dOut)", expected: "\(dIn) (Loupe's transcoders write what they read, d_out = d_in)")
         }
-        if let layer, layer >= layers {
+        if let layer = self.layer, layer >= layers {
             throw DictionaryError.mismatch(file: configFile, field: "layer", found: "\(layer)", expected: "0…\(layers - 1), the model's layers")
         }
-        if let expect, expect != kind {
-            throw DictionaryError.mismatch(file: configFile, field: fieldNamingKind, found: "an SAE on the \(site.rawValue) (\(hookpoint))",
-                                           expected: "a transcoder of an MLP; Loupe cannot yet build or explore an SAE (it needs residual-stream activations)")
+        if wanted && !buildable {
+            throw DictionaryError.mismatch(file: configFile, field: fieldNamingKind,
+                                           found: "\(kind == .sae ? "an SAE" : "a transcoder") on the \(site.rawValue) (\(hookpoint))",
+                                           expected: "a transcoder of an MLP or an SAE on the residual stream after a layer (hook_resid_post, sparsify's layers.L); Loupe cannot build or explore a dictionary at another site")
         }
-        if let wanted, let layer, wanted != layer {
+        if let wantedLayer, let layer = self.layer, wantedLayer != layer {
             throw DictionaryError.mismatch(file: configFile, field: fieldNamingLayer, found: "layer \(layer) (\(hookpoint))",
-                                           expected: "layer \(wanted) as --layer asks; drop --layer to take the dictionary's")
+                                           expected: "layer \(wantedLayer) as --layer asks; drop --layer to take the dictionary's")
         }
     }
 
