@@ -20,7 +20,7 @@ enum ExportCommand {
         guard rest.count == 2 else { throw UserError("export delphi: give one folder to create, e.g. `loupe export delphi results`") }
         let target = URL(fileURLWithPath: (rest[1] as NSString).expandingTildeInPath, isDirectory: true)
         let manifest = try ws.load()
-        var job = DelphiExport(workspace: ws, module: module ?? DelphiImport.hookpoint(of: manifest) ?? WorkspaceManifest.hookpoint(layer: manifest.layer))
+        var job = DelphiExport(workspace: ws, module: module ?? DelphiImport.hookpoint(of: manifest) ?? manifest.hookpoint)
         job.splits = splits
         if let modelName { job.modelName = modelName }
         if spec != "all" {

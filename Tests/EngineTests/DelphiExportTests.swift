@@ -75,7 +75,7 @@ final class DelphiExportTests: XCTestCase {
             }
             try data.write(to: codesDirectory.appendingPathComponent("\(name)-00000.bin"))
             try FileManager.default.createDirectory(at: ws.activationsDirectory, withIntermediateDirectories: true)
-            try JSONFile.write(ActivationStore.Manifest(layer: 3, dim: 8, windowLength: L, shards: [.init(file: "\(name)-00000.f16", windows: list)]),
+            try JSONFile.write(ActivationStore.Manifest(layer: 3, dim: 8, windowLength: L, columns: 2, shards: [.init(file: "\(name)-00000.f16", windows: list)]),
                                to: ws.activationsDirectory.appendingPathComponent("\(name).json"))
         }
         try ws.save(WorkspaceManifest(model: "m", layer: 3, latents: M, k: k, transcoderSource: "trained", corpusSources: ["synthetic"],
