@@ -101,7 +101,8 @@ enum WorkspaceCommands {
             ("train_tokens", .int(m.trainTokens)), ("held_out_tokens", .int(m.heldOutTokens)),
         ]
         if let e = m.evaluation {
-            pairs += [("fvu", .number(e.fvu)), ("dead_fraction", .number(e.deadFraction)), ("ce_base", .number(e.ceBase)),
+            pairs += [("fvu", .number(e.fvu)), ("fvu_typical", e.fvuTypical.map { .number($0) } ?? .null),
+                      ("outlier_positions", e.outlierPositions.map { .int($0) } ?? .null), ("dead_fraction", .number(e.deadFraction)), ("ce_base", .number(e.ceBase)),
                       ("ce_transcoder", .number(e.ceTranscoder)), ("ce_zero_ablation", .number(e.ceZeroAblation)),
                       ("ce_mean_ablation", e.ceMeanAblation.map { .number($0) } ?? .null),
                       ("loss_recovered", .number(e.lossRecovered)), ("loss_recovered_vs_mean", e.lossRecoveredVsMean.map { .number($0) } ?? .null),
@@ -125,6 +126,10 @@ enum WorkspaceCommands {
         if let e = m.evaluation {
             let kind = m.site.kind, skip = m.site.skipsFirstPosition ? ", each window's first position left out" : ""
             Console.print(String(format: "FVU         %.4f (held-out tokens%@)", e.fvu, skip))
+            if let typical = e.fvuTypical, let outliers = e.outlierPositions, outliers > 0 {
+                Console.print(String(format: "            %.4f without the %d positions whose norm passes %.0f× the median (they hold most of the variance)",
+                                     typical, outliers, WorkspaceManifest.Evaluation.outlierFactor))
+            }
             Console.print(String(format: "dead        %.2f%% of latents never fire on the training tokens", e.deadFraction * 100))
             Console.print(String(format: "CE          base %.4f, %@ %.4f, zero ablation %.4f%@ (%d held-out tokens; ablated: %@)",
                                  e.ceBase, kind, e.ceTranscoder, e.ceZeroAblation,

@@ -90,10 +90,20 @@ public struct WorkspaceManifest: Codable, Equatable, Sendable {
         /// evaluated before residual SAEs.
         public var ceMeanAblation: Double?
         public var tokens: Int
+        /// The FVU without the positions whose target norm passes `Evaluation.outlierFactor` × the
+        /// median norm (on the residual stream: attention-sink-sized positions, a handful that hold
+        /// most of the variance and make `fvu` look near perfect), and how many positions those were.
+        /// Absent in workspaces evaluated before.
+        public var fvuTypical: Double?
+        public var outlierPositions: Int?
 
-        public init(fvu: Double, deadFraction: Double, ceBase: Double, ceTranscoder: Double, ceZeroAblation: Double, ceMeanAblation: Double? = nil, tokens: Int) {
+        /// A position is an outlier when its target's norm passes this many times the median norm.
+        public static let outlierFactor = 10.0
+
+        public init(fvu: Double, deadFraction: Double, ceBase: Double, ceTranscoder: Double, ceZeroAblation: Double, ceMeanAblation: Double? = nil, tokens: Int,
+                    fvuTypical: Double? = nil, outlierPositions: Int? = nil) {
             self.fvu = fvu; self.deadFraction = deadFraction; self.ceBase = ceBase; self.ceTranscoder = ceTranscoder; self.ceZeroAblation = ceZeroAblation
-            self.ceMeanAblation = ceMeanAblation; self.tokens = tokens
+            self.ceMeanAblation = ceMeanAblation; self.tokens = tokens; self.fvuTypical = fvuTypical; self.outlierPositions = outlierPositions
         }
         /// (CE_zero − CE_transcoder) / (CE_zero − CE_base).
         public var lossRecovered: Double { (ceZeroAblation - ceTranscoder) / (ceZeroAblation - ceBase) }
@@ -102,7 +112,8 @@ public struct WorkspaceManifest: Codable, Equatable, Sendable {
 
         enum CodingKeys: String, CodingKey {
             case fvu, deadFraction = "dead_fraction", ceBase = "ce_base", ceTranscoder = "ce_transcoder",
-                 ceZeroAblation = "ce_zero_ablation", ceMeanAblation = "ce_mean_ablation", tokens
+                 ceZeroAblation = "ce_zero_ablation", ceMeanAblation = "ce_mean_ablation", tokens, fvuTypical = "fvu_typical",
+                 outlierPositions = "outlier_positions"
         }
     }
 
@@ -162,6 +173,9 @@ public struct WorkspaceManifest: Codable, Equatable, Sendable {
             try finite("evaluation.ce_base", e.ceBase)
             try finite("evaluation.ce_transcoder", e.ceTranscoder)
             try finite("evaluation.ce_zero_ablation", e.ceZeroAblation)
+            if let v = e.ceMeanAblation { try finite("evaluation.ce_mean_ablation", v) }
+            if let v = e.fvuTypical { try finite("evaluation.fvu_typical", v) }
+            if let v = e.outlierPositions { try within("evaluation.outlier_positions", v, 0...Limits.corpusTokens) }
             try within("evaluation.tokens", e.tokens, 0...Limits.corpusTokens)
         }
     }

@@ -93,6 +93,9 @@ final class ResidualSAETests: XCTestCase {
         let e = try XCTUnwrap(m.evaluation)
         XCTAssertNotNil(e.ceMeanAblation)
         XCTAssertTrue(e.fvu > 0 && e.fvu < 1, "trained: \(e.fvu)")
+        let typical = try XCTUnwrap(e.fvuTypical), outliers = try XCTUnwrap(e.outlierPositions)
+        XCTAssertTrue(typical > 0 && typical.isFinite, "\(typical)")
+        if outliers == 0 { XCTAssertEqual(typical, e.fvu, accuracy: 1e-12, "no outliers: the same positions, the same FVU") }
         XCTAssertGreaterThan(abs(e.ceZeroAblation - e.ceBase), 1e-2, "zeroing the residual changes the loss")
         XCTAssertNotEqual(e.ceMeanAblation, e.ceZeroAblation)
     }
@@ -200,5 +203,22 @@ final class ResidualSAETests: XCTestCase {
         let base = try splice.crossEntropies(p, replacement: nil)
         XCTAssertGreaterThan(maxDiff(zero, base), 1e-2)
         XCTAssertGreaterThan(maxDiff(meanCE, zero), 1e-3, "mean and zero ablation differ")
+    }
+
+    func testFVUSumsAndWhatOutliersDoToThem() {
+        let rows: [[Float]] = [[1, 0], [-1, 0], [0, 1], [0, -1]]
+        var zero = FVUSums(dim: 2), exact = FVUSums(dim: 2), half = FVUSums(dim: 2)
+        for y in rows {
+            zero.add(y, [0, 0])
+            exact.add(y, y)
+            half.add(y, y.map { $0 / 2 })
+        }
+        XCTAssertEqual(zero.fvu, 1, accuracy: 1e-12, "predicting the mean (0) explains nothing")
+        XCTAssertEqual(exact.fvu, 0, accuracy: 1e-12)
+        XCTAssertEqual(half.fvu, 0.25, accuracy: 1e-12)
+        // One huge, well reconstructed row swamps the variance: the FVU looks near perfect.
+        var withSink = half
+        withSink.add([1000, 0], [1000, 0])
+        XCTAssertLessThan(withSink.fvu, 0.001)
     }
 }

@@ -67,7 +67,8 @@ final class CompatibilityCLITests: XCTestCase {
     }
 
     /// Every key the old binary printed, with the same value; the keys added since (the dictionary's
-    /// kind and site, mean ablation) say an MLP transcoder, and the old build measured no mean ablation.
+    /// kind and site, mean ablation, the FVU without outliers) say an MLP transcoder, and the old build measured
+    /// neither mean ablation nor outliers.
     func testInfoPrintsWhatTheOldBinaryPrinted() throws {
         let r = try loupe(["info", "--json", "--workspace", workspace])
         XCTAssertEqual(r.status, 0, r.stderr)
@@ -75,11 +76,12 @@ final class CompatibilityCLITests: XCTestCase {
         let old = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(try golden("info.json").utf8)) as? NSDictionary)
         for case let key as String in old.allKeys { XCTAssertEqual(now[key] as? NSObject, old[key] as? NSObject, key) }
         XCTAssertEqual(Set(now.allKeys as! [String]).subtracting(old.allKeys as! [String]),
-                       ["kind", "site", "dictionary", "ce_mean_ablation", "loss_recovered_vs_mean"])
+                       ["kind", "site", "dictionary", "ce_mean_ablation", "loss_recovered_vs_mean", "fvu_typical", "outlier_positions"])
         XCTAssertEqual(now["kind"] as? String, "transcoder")
         XCTAssertEqual(now["site"] as? String, "mlp")
         XCTAssertEqual(now["dictionary"] as? String, "transcoder · MLP of layer 15 (layers.15.mlp)")
         XCTAssertTrue(now["ce_mean_ablation"] is NSNull)
+        XCTAssertTrue(now["fvu_typical"] is NSNull && now["outlier_positions"] is NSNull, "the old build measured neither")
     }
 
     func testLatentsPrintWhatTheOldBinaryPrinted() throws {

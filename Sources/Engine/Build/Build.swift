@@ -263,26 +263,29 @@ public final class Builder {
         let tc = try transcoder()
         let d = model.config.dim, L = corpus.windowLength, skipFirst = options.site.skipsFirstPosition
         reporter.begin("evaluate", total: held.manifest.shards.count + 4, unit: "parts")
-        // FVU over every held-out token the dictionary covers.
-        var sse = 0.0, sum = [Double](repeating: 0, count: d), sumSq = 0.0, n = 0
+        // FVU over every held-out token the dictionary covers, and again without the outlier
+        // positions (target norm past Evaluation.outlierFactor × the median norm of the first shard).
+        var all = FVUSums(dim: d), typical = FVUSums(dim: d), outliers = 0
+        var limit = Double.infinity
         for (i, shard) in held.manifest.shards.enumerated() {
             let (x, y) = try held.read(shard)
             let rows = shard.windows.count * L
             let yhat = FloatBuffer(count: rows * d)
             tc.forward(x.pointer, rows: rows, into: yhat.pointer)
-            for r in 0..<rows where !(skipFirst && r % L == 0) {
-                for j in r * d..<(r + 1) * d {
-                    let e = Double(y.pointer[j] - yhat.pointer[j])
-                    sse += e * e
-                    sum[j % d] += Double(y.pointer[j])
-                    sumSq += Double(y.pointer[j]) * Double(y.pointer[j])
-                }
-                n += 1
+            let counted = (0..<rows).filter { !(skipFirst && $0 % L == 0) }
+            let squaredNorms = counted.map { r in (r * d..<(r + 1) * d).reduce(0.0) { $0 + Double(y.pointer[$1]) * Double(y.pointer[$1]) } }
+            if i == 0, !squaredNorms.isEmpty {
+                let median = squaredNorms.sorted()[squaredNorms.count / 2]
+                limit = median * WorkspaceManifest.Evaluation.outlierFactor * WorkspaceManifest.Evaluation.outlierFactor
+            }
+            for (r, norm) in zip(counted, squaredNorms) {
+                all.add(y.pointer + r * d, yhat.pointer + r * d)
+                if norm <= limit { typical.add(y.pointer + r * d, yhat.pointer + r * d) } else { outliers += 1 }
             }
             reporter.advance(i + 1, detail: "FVU on held-out tokens")
         }
-        let variance = sumSq - sum.reduce(0) { $0 + $1 * $1 } / Double(n)
-        let mean = sum.map { Float($0 / Double(max(n, 1))) }
+        let n = all.count
+        let mean = all.sum.map { Float($0 / Double(max(n, 1))) }
         // Cross-entropy of base, spliced and ablated models on the first held-out windows.
         let windows = Array(corpus.heldOutWindows.prefix(options.evalWindows)).map { corpus.window($0) }
         var ce: [Double] = []
@@ -316,13 +319,34 @@ public final class Builder {
             reporter.advance(held.manifest.shards.count + i + 1, detail: "cross-entropy: \(mode)")
         }
         let dead = try LatentCache(directory: workspace.cacheDirectory).allRecords().filter { $0.count == 0 }.count
-        m.evaluation = .init(fvu: sse / variance, deadFraction: Double(dead) / Double(tc.m), ceBase: ce[0], ceTranscoder: ce[1],
-                             ceZeroAblation: ce[2], ceMeanAblation: ce[3], tokens: windows.count * L)
+        m.evaluation = .init(fvu: all.fvu, deadFraction: Double(dead) / Double(tc.m), ceBase: ce[0], ceTranscoder: ce[1],
+                             ceZeroAblation: ce[2], ceMeanAblation: ce[3], tokens: windows.count * L,
+                             fvuTypical: typical.fvu, outlierPositions: outliers)
         reporter.end("evaluate", summary: String(format: "FVU %.3f, dead %.1f%%, loss recovered %.3f (vs mean ablation %.3f)", m.evaluation!.fvu,
                                                   m.evaluation!.deadFraction * 100, m.evaluation!.lossRecovered,
                                                   m.evaluation!.lossRecoveredVsMean ?? .nan))
         return n + 4 * windows.count * L
     }
+}
+
+/// Running sums for a fraction of variance unexplained: Σ‖y − ŷ‖² over Σ‖y − ȳ‖².
+struct FVUSums {
+    var sse = 0.0, sumSq = 0.0, count = 0
+    var sum: [Double]
+
+    init(dim: Int) { sum = [Double](repeating: 0, count: dim) }
+
+    mutating func add(_ y: UnsafePointer<Float>, _ yhat: UnsafePointer<Float>) {
+        for j in sum.indices {
+            let e = Double(y[j] - yhat[j]), v = Double(y[j])
+            sse += e * e
+            sum[j] += v
+            sumSq += v * v
+        }
+        count += 1
+    }
+
+    var fvu: Double { sse / (sumSq - sum.reduce(0) { $0 + $1 * $1 } / Double(max(count, 1))) }
 }
 
 /// The order training reads the stored activations: per epoch, shards in a seeded random order,
