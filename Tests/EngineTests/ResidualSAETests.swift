@@ -149,13 +149,18 @@ final class ResidualSAETests: XCTestCase {
         XCTAssertLessThan(live, 1e-5)
     }
 
-    func testSpliceWithTheTrueCodeIsTheSAEsReconstruction() throws {
+    /// The tiny SAE spliced at its layer, and the first 20 tokens of 3 held-out windows run up to it.
+    func residualSplice() throws -> (Transcoder, Splice, [[Int]], Splice.Prepared) {
         let t = try sae()
         let model = try LlamaModel(gguf: GGUFFile(path: tw.model), batch: 64)
         let splice = try Splice(model: model, transcoder: t, layer: Self.layer, site: .residual)
         let corpus = try Corpus.load(from: ws.corpusDirectory).0
         let windows = corpus.heldOutWindows.prefix(3).map { Array(corpus.window($0).prefix(20)) }
-        let p = try splice.prepare(windows)
+        return (t, splice, windows, try splice.prepare(windows))
+    }
+
+    func testSpliceWithTheTrueCodeIsTheSAEsReconstruction() throws {
+        let (t, splice, windows, p) = try residualSplice()
         XCTAssertEqual(p.input.array, p.output.array, "an SAE reads and writes the same residual")
         let spliced = try splice.crossEntropies(p, replacement: splice.transcoderReplacement(p))
         let byHand = windows.map { w in
@@ -173,12 +178,7 @@ final class ResidualSAETests: XCTestCase {
     }
 
     func testAblationsAndLatentsOffAreAsDefined() throws {
-        let t = try sae()
-        let model = try LlamaModel(gguf: GGUFFile(path: tw.model), batch: 64)
-        let splice = try Splice(model: model, transcoder: t, layer: Self.layer, site: .residual)
-        let corpus = try Corpus.load(from: ws.corpusDirectory).0
-        let windows = corpus.heldOutWindows.prefix(3).map { Array(corpus.window($0).prefix(20)) }
-        let p = try splice.prepare(windows)
+        let (t, splice, windows, p) = try residualSplice()
 
         // Zero ablation: the residual leaving the layer set to 0 at every position but the first.
         let zero = try splice.crossEntropies(p, replacement: Splice.constant([Float](repeating: 0, count: 64)))
