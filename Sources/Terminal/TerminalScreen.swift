@@ -317,7 +317,11 @@ public final class TerminalScreen {
             } else if result == KEY_CODE_YES {
                 let code = Int32(bitPattern: ch)
                 if decoder.isInPaste {
+                    // Inside a paste keys are text (Enter a newline; others dropped), but a resize
+                    // is the terminal's, not the paste's: passed on, the paste goes on.
                     if code == KEY_ENTER { enqueue(decoder.feed("\r")) }
+                    if code == KEY_RESIZE, let key = functionKey(code) { enqueue([key]) }
+                    if !queued.isEmpty { return queued.removeFirst() }
                     continue
                 }
                 if decoder.isPending { enqueue(decoder.flush()) }

@@ -106,6 +106,24 @@ final class EndToEndTests: XCTestCase {
         print("end-to-end explorer session: \(String(format: "%.1f", Date().timeIntervalSince(t0))) s after the build")
     }
 
+    /// A resize while a bracketed paste is open (here one never closed) reaches the app: once the
+    /// paste ends, the list is laid out for the new size, its key line on the last row.
+    func testResizeDuringAPasteIsNotLost() throws {
+        let tmux = try XCTUnwrap(driver)
+        try tmux.start(openCommand(), width: 100, height: 30)
+        try tmux.wait(for: "the latents list", Self.showsList)
+        try tmux.tmux(["send-keys", "-t", tmux.session, "-H"] + Array("\u{1B}[200~abc".utf8).map { String(format: "%02x", $0) })
+        usleep(200_000)
+        try tmux.resize(width: 120, height: 40)
+        try tmux.wait(for: "the list drawn for 120×40 after the paste's 1 s wait", timeout: 10) { s in
+            let rows = s.split(separator: "\n", omittingEmptySubsequences: false)
+            return rows.count >= 40 && rows[39].contains("q quit") && Self.showsList(s)
+        }
+        usleep(1_500_000)  // the paste over (until then Q is pasted text)
+        try tmux.press("Q")
+        XCTAssertEqual(try tmux.waitForExit(), 0, "loupe exits on Q once the paste is over; it left:\n\(tmux.lastScreen)")
+    }
+
     /// NO_COLOR (and --no-color) draw with attributes only; the same screens in a 256-colour run have colours.
     func testNoColorUsesAttributesOnly() throws {
         let tmux = try XCTUnwrap(driver)

@@ -105,21 +105,31 @@ final class StormTests: XCTestCase {
             if batches % 25 == 0 {
                 checkpoints += 1
                 try checkRepaint(tmux, context())
+                guard try checkAlive(tmux, context()) else { return }
             }
         }
         // Back to a usable size and the list, then quit.
         try tmux.resize(width: 100, height: 30)
         let pane = Int32(try tmux.format("#{pane_pid}")) ?? 0
         if pane > 0 { kill(-pane, SIGCONT) }
-        if Self.exitStatus(try tmux.screen(), tmux: tmux) == nil {
+        let settled = try still(tmux)
+        if let status = Self.exitStatus(settled, tmux: tmux) {
+            XCTAssertEqual(status, 0, "loupe exited with status \(status); \(context())\n\(settled)")
+        } else {
+            guard try checkAlive(tmux, context()) else { return }
             usleep(1_200_000)  // a paste left open ends after its 1 s wait
             // Esc, Esc, Q, apart (Esc then Q at once would be Alt-Q).
             for key in ["1b", "1b", "51"] {
                 try tmux.tmux(["send-keys", "-t", tmux.session, "-H", key])
                 usleep(500_000)
             }
-            let status = try tmux.waitForExit(timeout: 20)
-            XCTAssertEqual(status, 0, "loupe did not quit cleanly at the end; \(context())\n\(tmux.lastScreen)")
+            do {
+                let status = try tmux.waitForExit(timeout: 20)
+                XCTAssertEqual(status, 0, "loupe did not quit cleanly at the end; \(context())\n\(tmux.lastScreen)")
+            } catch {
+                XCTFail("Esc, Esc, Q did not quit; \(context())\n\(Self.diagnose(try programPID(tmux)))")
+                throw error
+            }
         }
 
         // The log: every line parses, ids increase, and nothing saved before the storm is lost.
@@ -161,6 +171,96 @@ final class StormTests: XCTestCase {
             let row = zip(a, b).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? min(a.count, b.count)
             XCTFail("the screen before a repaint differs from the repainted one at row \(row); \(context)\nbefore:\n\(before)\nafter:\n\(after)")
         }
+    }
+
+    /// The explorer in the pane (the wrapping shell's child; `env` execs it), or nil when none runs.
+    func programPID(_ tmux: TmuxDriver) throws -> pid_t? {
+        let pane = Int32(try tmux.format("#{pane_pid}")) ?? 0
+        guard pane > 0, let children = try? String(contentsOfFile: "/proc/\(pane)/task/\(pane)/children", encoding: .utf8) else { return nil }
+        return children.split(separator: " ").compactMap { Int32($0) }.first
+    }
+
+    /// A line of `/proc/PID/task/PID/status` (the main thread's), as a number.
+    static func mainThread(_ pid: pid_t, _ field: String) -> Int? {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/status", encoding: .utf8) else { return nil }
+        let line = status.split(separator: "\n").first { $0.hasPrefix(field + ":") }
+        return line.flatMap { Int($0.dropFirst(field.count + 1).trimmingCharacters(in: .whitespaces)) }
+    }
+
+    /// Whether the explorer still reads keys. An idle one waits for a key 25 ms at a time, so its
+    /// main thread sleeps and wakes about 40 times a second; a stuck one (a deadlock, or a loop that
+    /// never ends) does not, and its screen — a stale frame — would pass every other check. Looked
+    /// at once the screen is still, over up to five 1 s spans (a burst of engine results may keep
+    /// it busy for one). Fails with the threads' stacks when it is stuck.
+    func checkAlive(_ tmux: TmuxDriver, _ context: String) throws -> Bool {
+        _ = try still(tmux)
+        guard let pid = try programPID(tmux) else { return true }
+        for _ in 0..<5 {
+            guard let before = Self.mainThread(pid, "voluntary_ctxt_switches") else { return true }
+            usleep(1_000_000)
+            guard let after = Self.mainThread(pid, "voluntary_ctxt_switches") else { return true }
+            if after - before >= 10 { return true }
+        }
+        XCTFail("loupe has stopped reading keys (its main thread has not waited for one in 5 s); \(context)\n\(Self.diagnose(pid))")
+        return false
+    }
+
+    /// What a stuck explorer is doing: each thread's state and, from gdb where it is installed,
+    /// the main thread's stack (all threads' stacks are printed to the test's output).
+    static func diagnose(_ pid: pid_t?) -> String {
+        guard let pid else { return "no loupe process runs in the pane" }
+        var lines: [String] = []
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+        for tid in tasks.sorted(by: { (Int($0) ?? 0) < (Int($1) ?? 0) }) {
+            let stat = (try? String(contentsOfFile: "/proc/\(pid)/task/\(tid)/stat", encoding: .utf8)) ?? ""
+            let wchan = (try? String(contentsOfFile: "/proc/\(pid)/task/\(tid)/wchan", encoding: .utf8)) ?? "?"
+            // After the command's closing parenthesis: state, …, utime (14th field), stime (15th).
+            let fields = stat.split(separator: ")").last.map { $0.split(separator: " ") } ?? []
+            let state = fields.first.map(String.init) ?? "?"
+            let cpu = fields.count > 12 ? (Int(fields[11]) ?? 0) + (Int(fields[12]) ?? 0) : 0
+            lines.append("thread \(tid): state \(state), wchan \(wchan), cpu \(cpu) ticks")
+        }
+        let gdb = ["/usr/bin/gdb", "/usr/local/bin/gdb"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        guard let gdb else { return (lines + ["(no gdb here for the stacks)"]).joined(separator: "\n") }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
+        p.arguments = ["60", gdb, "-p", String(pid), "-batch", "-nx", "-ex", "set pagination off", "-ex", "thread apply all bt 40"]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        guard (try? p.run()) != nil else { return lines.joined(separator: "\n") }
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        let text = String(decoding: data, as: UTF8.self)
+        print("gdb on the stuck loupe (pid \(pid)):\n\(text)")
+        // The main thread's frames ("Thread 1 …" up to the next thread), function names only.
+        let main = text.components(separatedBy: "\nThread ").first { $0.hasPrefix("1 ") || $0.contains("(LWP \(pid))") } ?? ""
+        let frames = main.split(separator: "\n").filter { $0.hasPrefix("#") }.prefix(24).map { frame -> String in
+            let f = frame.replacingOccurrences(of: #" \(.*$"#, with: "", options: .regularExpression)
+            return "  " + f.replacingOccurrences(of: #"0x[0-9a-f]+ in "#, with: "", options: .regularExpression)
+        }
+        return (lines + ["main thread's stack:"] + demangled(frames)).joined(separator: "\n")
+    }
+
+    /// Swift's symbols in `lines` in their short readable form, by the toolchain's swift-demangle
+    /// where it is on the PATH; else as they are.
+    static func demangled(_ lines: [String]) -> [String] {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
+        guard let tool = path.split(separator: ":").map({ $0 + "/swift-demangle" }).first(where: { FileManager.default.isExecutableFile(atPath: $0) })
+        else { return lines }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: tool)
+        p.arguments = ["--simplified"]
+        let input = Pipe(), output = Pipe()
+        p.standardInput = input
+        p.standardOutput = output
+        guard (try? p.run()) != nil else { return lines }
+        input.fileHandleForWriting.write(Data(lines.joined(separator: "\n").utf8))
+        try? input.fileHandleForWriting.close()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        let out = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        return out.count >= lines.count ? Array(out.prefix(lines.count)) : lines
     }
 
     /// The screen once it has not changed for 1.5 s (at most 30 s: saves start simulations whose
