@@ -62,6 +62,19 @@ final class FinishBuildTests: XCTestCase {
         XCTAssertEqual(try TrainedSimulator(workspace: ws, session: try service.session()).detection.map(Double.init), detection,
                        "the head file holds the thresholds the config reports")
 
+        // A damaged threshold: the simulator says which and what to run; that command (as a user
+        // runs it) chooses the same thresholds again from the same heads and examples.
+        let heads = try TrainedSimulator(workspace: ws, session: try service.session()).heads
+        try TrainedSimulator.save(config: config, heads: heads, detection: [0.3, -2] + Array(repeating: 0.3, count: config.folds - 2), to: ws)
+        XCTAssertThrowsError(try TrainedSimulator(workspace: ws, session: try service.session())) {
+            XCTAssertEqual($0 as? SimulatorError, .trainedDetection(fold: 1, value: -2))
+        }
+        let redo = try LoupeBinary.run(["train-simulator", "--detection-only", "--workspace", fixture.workspace, "--model", fixture.model])
+        XCTAssertEqual(redo.status, 0, redo.stderr)
+        let redone = try TrainedSimulator(workspace: ws, session: try service.session())
+        for (a, b) in zip(redone.detection, detection) { XCTAssertEqual(Double(a), b, accuracy: 1e-6) }
+        XCTAssertEqual(redone.heads.map(\.weight), heads.map(\.weight), "the heads are kept")
+
         // Again: nothing left to do.
         let versions = counts.indices.map { store.history($0).count }
         let again = Notes()

@@ -256,7 +256,12 @@ final class TrainedSimulatorTests: XCTestCase {
         XCTAssertEqual(loaded.detection, detection)
         for m in 0..<12 { XCTAssertEqual(loaded.detectionDigit(latent: m), 9 * detection[s.config.fold(latent: m)], accuracy: 1e-6) }
         XCTAssertNotEqual(loaded.name, old.name, "new thresholds, new tag: scores made with the old ones are redone")
-        XCTAssertThrowsError(try TrainedSimulator(config: s.config, heads: heads, detection: [0.2, 1.5, 0.3, 0.3], session: s.session, tag: "x"))
+        XCTAssertThrowsError(try TrainedSimulator(config: s.config, heads: heads, detection: [0.2, 1.5, 0.3, 0.3], session: s.session, tag: "x")) {
+            XCTAssertEqual("\($0)", "trained simulator: fold1.detection is 1.5, not a fraction between 0 and 1; set it again with `loupe train-simulator --detection-only`")
+        }
+        XCTAssertThrowsError(try TrainedSimulator(config: s.config, heads: heads, detection: [0.2, 0.3], session: s.session, tag: "x")) {
+            XCTAssertEqual("\($0)", "trained simulator: 2 detection thresholds for 4 heads; set them again with `loupe train-simulator --detection-only`")
+        }
     }
 
     func testTrainedSimulatorRoundTripsThroughTheWorkspace() throws {

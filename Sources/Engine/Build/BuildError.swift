@@ -14,7 +14,7 @@ public enum BuildError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case let .layerOutOfRange(layer, layers): return "--layer \(layer) is outside the model's layers 0…\(layers - 1)"
-        case let .otherSettings(workspace, layer, latents, k, site):
+        case let .otherSettings(workspace, _, latents, k, site):
             return "\(workspace) was built with other settings (\(site), \(latents) latents, k \(k)); "
                 + "choose another folder with --workspace DIR or delete this one"
         case let .transcoderWidth(source, transcoder, model):

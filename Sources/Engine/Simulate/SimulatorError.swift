@@ -76,6 +76,10 @@ public enum SimulatorError: Error, Equatable, CustomStringConvertible {
     case trainedMatchFeatures(found: [String], expected: [String])
     /// Heads not as many, or not as wide, as the configuration says.
     case trainedHeads(folds: Int, weights: Int)
+    /// A head's detection threshold (`fold<F>.detection`) outside 0 < t < 1.
+    case trainedDetection(fold: Int, value: Float)
+    /// Detection thresholds, but not one per head.
+    case trainedDetectionCount(found: Int, folds: Int)
     /// The workspace has no `simulator/`.
     case noTrainedSimulator(workspace: String)
     /// The trained heads could not be moved into place.
@@ -146,6 +150,10 @@ public enum SimulatorError: Error, Equatable, CustomStringConvertible {
             return "trained simulator: its match features \(found) are not this Loupe's \(expected); train it again"
         case let .trainedHeads(folds, weights):
             return "trained simulator: expected \(folds) heads of \(weights) weights; train it again"
+        case let .trainedDetection(fold, value):
+            return "trained simulator: fold\(fold).detection is \(value), not a fraction between 0 and 1; set it again with `loupe train-simulator --detection-only`"
+        case let .trainedDetectionCount(found, folds):
+            return "trained simulator: \(found) detection thresholds for \(folds) heads; set them again with `loupe train-simulator --detection-only`"
         case let .noTrainedSimulator(workspace):
             return "the workspace at \(workspace) has no trained simulator; train one with `loupe train-simulator` (or pass --simulator prompted-all)"
         case let .cannotWrite(path, reason): return "cannot write \(path): \(reason)"

@@ -62,6 +62,15 @@ public final class SimulatorTrainer {
         corpus = try Corpus.load(from: workspace.corpusDirectory).0
     }
 
+    /// The same workspace, cache and corpus (already read) under other options.
+    private init(_ other: SimulatorTrainer, options: SimulatorTrainingOptions) {
+        workspace = other.workspace
+        session = other.session
+        self.options = options
+        cache = other.cache
+        corpus = other.corpus
+    }
+
     /// The explanation versions to train on: per latent that fires, the newest of each machine
     /// explainer and its current one, distinct texts only.
     public func versions(store: ExplanationStore, counts: [Int]) -> [ExplanationVersion] {
@@ -267,14 +276,15 @@ public final class SimulatorTrainer {
     /// as they are), on the explanation versions it was trained on, and saves them in its head
     /// file; for a simulator trained before thresholds existed.
     public func redoDetection(progress: (Int, Int) -> Void, shouldStop: () -> Bool) throws -> TrainedSimulatorConfig {
-        let simulator = try TrainedSimulator(workspace: workspace, session: session)
+        // The thresholds there are replaced, so not read (a damaged one is what this mends).
+        let simulator = try TrainedSimulator(workspace: workspace, session: session, readingDetection: false)
         var config = simulator.config
         // Read the examples as the simulator was trained: its folds and windows, not this run's options.
         var o = options
         o.folds = config.folds
         o.foldSeed = config.foldSeed
         if let t = config.training { (o.topWindows, o.quantileWindows, o.randomWindows) = (t.topWindows, t.quantileWindows, t.randomWindows) }
-        let trainer = try SimulatorTrainer(workspace: workspace, session: session, options: o)
+        let trainer = SimulatorTrainer(self, options: o)
         let store = try ExplanationStore(workspace: workspace)
         let byLatent = Dictionary(grouping: config.explanations, by: \.latent)
         let versions = byLatent.keys.sorted().flatMap { m in

@@ -124,9 +124,14 @@ public final class TrainedSimulator: SimulatorBackend, @unchecked Sendable {
         guard config.matchFeatures == ExplanationMatch.featureNames else {
             throw SimulatorError.trainedMatchFeatures(found: config.matchFeatures, expected: ExplanationMatch.featureNames)
         }
-        guard heads.count == config.folds, heads.allSatisfy({ $0.weight.count == config.featureCount }),
-              detection.map({ $0.count == config.folds && $0.allSatisfy { $0 > 0 && $0 < 1 } }) ?? true else {
+        guard heads.count == config.folds, heads.allSatisfy({ $0.weight.count == config.featureCount }) else {
             throw SimulatorError.trainedHeads(folds: config.folds, weights: config.featureCount)
+        }
+        if let detection, detection.count != config.folds {
+            throw SimulatorError.trainedDetectionCount(found: detection.count, folds: config.folds)
+        }
+        if let fold = detection?.firstIndex(where: { !($0 > 0 && $0 < 1) }) {
+            throw SimulatorError.trainedDetection(fold: fold, value: detection![fold])
         }
         self.config = config
         self.heads = heads
@@ -135,8 +140,9 @@ public final class TrainedSimulator: SimulatorBackend, @unchecked Sendable {
         name = "trained \(model) \(tag)"
     }
 
-    /// Loads `simulator/` of a workspace.
-    public convenience init(workspace: Workspace, session: Session) throws {
+    /// Loads `simulator/` of a workspace; without `readingDetection`, its heads' detection
+    /// thresholds are left unread (0.5 each).
+    public convenience init(workspace: Workspace, session: Session, readingDetection: Bool = true) throws {
         guard workspace.hasTrainedSimulator else {
             throw SimulatorError.noTrainedSimulator(workspace: workspace.directory.path)
         }
@@ -146,7 +152,7 @@ public final class TrainedSimulator: SimulatorBackend, @unchecked Sendable {
             RidgeHead(weight: try file.floats("fold\(f).weight", shape: [config.featureCount]),
                       bias: try file.floats("fold\(f).bias", shape: [1])[0])
         }
-        let detection = file.tensors["fold0.detection"] != nil
+        let detection = readingDetection && file.tensors["fold0.detection"] != nil
             ? try (0..<config.folds).map { try file.floats("fold\($0).detection", shape: [1])[0] } : nil
         let tag = try SHA256.hexDigest(ofFile: workspace.simulatorHeadURL.path).prefix(8)
         try self.init(config: config, heads: heads, detection: detection, session: session, tag: String(tag))
