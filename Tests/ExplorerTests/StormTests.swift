@@ -93,9 +93,8 @@ final class StormTests: XCTestCase {
                 resizes += 1
             }
             // Quit (q on the list, Q, Ctrl-C): it must have exited cleanly; start it again.
-            let screen = try tmux.screen()
-            if let status = Self.exitStatus(screen, tmux: tmux) {
-                XCTAssertEqual(status, 0, "loupe exited with status \(status); \(context())\n\(screen)")
+            if let status = tmux.exitStatus() {
+                XCTAssertEqual(status, 0, "loupe exited with status \(status); \(context())\n\((try? tmux.screen()) ?? "")")
                 if status != 0 { return }
                 quits += 1
                 try tmux.resize(width: 100, height: 30)
@@ -113,7 +112,7 @@ final class StormTests: XCTestCase {
         let pane = Int32(try tmux.format("#{pane_pid}")) ?? 0
         if pane > 0 { kill(-pane, SIGCONT) }
         let settled = try still(tmux)
-        if let status = Self.exitStatus(settled, tmux: tmux) {
+        if let status = tmux.exitStatus() {
             XCTAssertEqual(status, 0, "loupe exited with status \(status); \(context())\n\(settled)")
         } else {
             guard try checkAlive(tmux, context()) else { return }
@@ -151,20 +150,14 @@ final class StormTests: XCTestCase {
               + "\(checkpoints) repaint checks, \(ids.count) log lines (\(saved.count) saved before) — \(String(format: "%.1f", Date().timeIntervalSince(t0))) s")
     }
 
-    /// The run's exit status once its program has exited (see `TmuxDriver.wrapped`), else nil.
-    static func exitStatus(_ screen: String, tmux: TmuxDriver) -> Int32? {
-        // Joined first: in a narrow window the line wraps.
-        screen.replacingOccurrences(of: "\n", with: "").firstMatch(of: #/\[run \d+ exited with status (\d+)\]/#).flatMap { Int32($0.1) }
-    }
-
     /// Waits until the screen holds still, then repaints it with Ctrl-L and waits again: the two
     /// must be equal but for the status line (which a key may clear).
     func checkRepaint(_ tmux: TmuxDriver, _ context: String) throws {
         let before = try still(tmux)
-        guard Self.exitStatus(before, tmux: tmux) == nil else { return }
+        guard tmux.exitStatus() == nil else { return }
         try tmux.tmux(["send-keys", "-t", tmux.session, "-H", "0c"])
         let after = try still(tmux)
-        guard Self.exitStatus(after, tmux: tmux) == nil else { return }
+        guard tmux.exitStatus() == nil else { return }
         let a = before.split(separator: "\n", omittingEmptySubsequences: false).dropLast(2)
         let b = after.split(separator: "\n", omittingEmptySubsequences: false).dropLast(2)
         if a != b {
@@ -211,6 +204,12 @@ final class StormTests: XCTestCase {
         guard let pid else { return "no loupe process runs in the pane" }
         var lines: [String] = []
         let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+        // Whether the terminal still has the program in front (a program in a background group
+        // of its terminal cannot read it) and in which modes.
+        if let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+           let fields = stat.split(separator: ")").last?.split(separator: " "), fields.count > 5 {
+            lines.append("process group \(fields[2]), session \(fields[3]), terminal's foreground group \(fields[5])")
+        }
         for tid in tasks.sorted(by: { (Int($0) ?? 0) < (Int($1) ?? 0) }) {
             let stat = (try? String(contentsOfFile: "/proc/\(pid)/task/\(tid)/stat", encoding: .utf8)) ?? ""
             let wchan = (try? String(contentsOfFile: "/proc/\(pid)/task/\(tid)/wchan", encoding: .utf8)) ?? "?"
@@ -218,7 +217,10 @@ final class StormTests: XCTestCase {
             let fields = stat.split(separator: ")").last.map { $0.split(separator: " ") } ?? []
             let state = fields.first.map(String.init) ?? "?"
             let cpu = fields.count > 12 ? (Int(fields[11]) ?? 0) + (Int(fields[12]) ?? 0) : 0
-            lines.append("thread \(tid): state \(state), wchan \(wchan), cpu \(cpu) ticks")
+            // The system call it is in (number and arguments; "running" when in none).
+            let syscall = ((try? String(contentsOfFile: "/proc/\(pid)/task/\(tid)/syscall", encoding: .utf8)) ?? "?")
+                .split(separator: " ").prefix(4).joined(separator: " ").trimmingCharacters(in: .whitespacesAndNewlines)
+            lines.append("thread \(tid): state \(state), wchan \(wchan), cpu \(cpu) ticks, syscall \(syscall)")
         }
         let gdb = ["/usr/bin/gdb", "/usr/local/bin/gdb"].first { FileManager.default.isExecutableFile(atPath: $0) }
         guard let gdb else { return (lines + ["(no gdb here for the stacks)"]).joined(separator: "\n") }

@@ -109,18 +109,32 @@ final class TmuxDriver {
     /// Programs started so far; each run's exit line names its number.
     private var runs = 0
 
-    /// What the shell writes when the current run's program exits, before the status.
+    /// What the shell writes on the screen when the current run's program exits, before the status.
     private var exitMarker: String { "[run \(runs) exited with status " }
 
-    /// `command` under a shell that clears the screen, runs it, then writes its exit status on
-    /// the screen and keeps the pane open — with the terminal's signal keys and echo off, so keys
-    /// that arrive after the program quit (a key storm's Ctrl-C) neither end the pane nor scroll
-    /// the status away. (Not tmux's own `pane_dead_status`: tmux can miss the
+    /// The file the shell writes run `run`'s exit status to.
+    private func statusFile(_ run: Int) -> URL { config.deletingLastPathComponent().appendingPathComponent("run-\(run).status") }
+
+    /// `command` under a shell that clears the screen, runs it, then writes its exit status on the
+    /// screen and to a file (`exitStatus()`), and keeps the pane open — with the terminal's signal
+    /// keys and echo off, so keys that arrive after the program quit (a key storm's Ctrl-C) neither
+    /// end the pane nor scroll the status away; until then the shell outlives a Ctrl-C by a trap
+    /// (which the program does not inherit). (Not tmux's own `pane_dead_status`: tmux can miss the
     /// exit of a pane's process when it lands while tmux runs libutempter's helper, which sets
     /// SIGCHLD to its default for the time; the pane then never dies.)
     private func wrapped(_ command: [String]) -> [String] {
         runs += 1
-        return ["sh", "-c", "printf '\\033[H\\033[2J'; \"$@\"; echo \"\(exitMarker)$?]\"; stty -isig -echo 2>/dev/null; exec sleep 3600", "sh"] + command
+        let file = statusFile(runs).path
+        return ["sh", "-c", "trap : INT QUIT; printf '\\033[H\\033[2J'; \"$@\"; s=$?; echo \"\(exitMarker)$s]\"; "
+                + "echo $s > '\(file).tmp' && mv '\(file).tmp' '\(file)'; stty -isig -echo 2>/dev/null; exec sleep 3600", "sh"] + command
+    }
+
+    /// The current run's exit status (128 + N for signal N) once its program has exited, else nil.
+    /// Read from the shell's file, not the screen, where later resizes may wrap the line or push it
+    /// into the history.
+    func exitStatus() -> Int32? {
+        guard let text = try? String(contentsOf: statusFile(runs), encoding: .utf8) else { return nil }
+        return Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
     }
 
     /// Key names as tmux spells them ("Enter", "Escape", "Q").
@@ -165,10 +179,19 @@ final class TmuxDriver {
     /// Waits for the pane's program to exit; returns its exit status (128 + N for signal N). The
     /// screen it left is in `lastScreen`.
     func waitForExit(timeout: Double = 10, file: StaticString = #filePath, line: UInt = #line) throws -> Int32 {
-        let marker = exitMarker
-        let screen = try wait(for: "the program to exit", timeout: timeout, file: file, line: line) { $0.contains(marker) }
-        let tail = screen[screen.range(of: marker)!.upperBound...]
-        return Int32(tail.prefix { $0.isNumber }) ?? -1
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            if let status = exitStatus() {
+                _ = try? screen()
+                return status
+            }
+            if Date() > deadline {
+                let s = (try? screen()) ?? lastScreen
+                XCTFail("timed out after \(timeout) s waiting for the program to exit; the screen:\n\(s)", file: file, line: line)
+                throw DriverError("timed out waiting for the program to exit")
+            }
+            usleep(50_000)
+        }
     }
 
     /// Ends the server and whatever still runs in it.
