@@ -30,12 +30,6 @@ static inline FILE *loupe_stdout(void) { return stdout; }
 extern int wcwidth(wchar_t);
 static inline int loupe_wcwidth(wchar_t c) { return wcwidth(c); }
 
-// Mouse masks (NCURSES_MOUSE_MASK is a function-like macro). Wheel up/down are buttons 4/5.
-static inline mmask_t loupe_button1_pressed(void) { return BUTTON1_PRESSED; }
-static inline mmask_t loupe_button3_pressed(void) { return BUTTON3_PRESSED; }
-static inline mmask_t loupe_wheel_up(void) { return BUTTON4_PRESSED; }
-static inline mmask_t loupe_wheel_down(void) { return BUTTON5_PRESSED; }
-
 // Colour pairs above 32767 need the extended-colour calls where ncurses has them.
 static inline int loupe_init_pair(int pair, int fg, int bg) {
 #if NCURSES_EXT_COLORS

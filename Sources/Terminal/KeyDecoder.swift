@@ -1,8 +1,9 @@
 /// Turns what a terminal sends — characters, escape sequences, bracketed pastes — into `Key`s.
 /// Pure (no terminal), so it is tested on byte strings. `TerminalScreen` feeds it every character
 /// ncurses hands back as a character; ncurses itself decodes the keys its terminfo entry names
-/// (arrows, pages, F-keys, mouse), so this decoder sees mostly Esc, Alt-combinations, bracketed
-/// paste and sequences a terminfo entry lacks (Ctrl-←/→, SGR mouse reports).
+/// (arrows, pages, F-keys), so this decoder sees mostly Esc, Alt-combinations, bracketed paste,
+/// sequences a terminfo entry lacks (Ctrl-←/→) and every mouse report (SGR, and X10's
+/// `ESC [ M` plus three bytes — ncurses' own mouse decoding is off, see `TerminalScreen`).
 ///
 /// Feed characters one at a time; when no character arrives within `waitMilliseconds`, call
 /// `flush()` to finish what is pending (a lone Esc becomes `.escape`).
@@ -15,6 +16,8 @@ public struct KeyDecoder: Sendable {
         case overlongCSI
         case ss3
         case paste
+        /// An X10 mouse report's bytes after ESC [ M (button, column, row; each + 32).
+        case x10([UInt32])
     }
 
     private var state = State.ground
@@ -43,7 +46,7 @@ public struct KeyDecoder: Sendable {
         switch state {
         case .ground: return nil
         case .escape: return 5
-        case .csi, .overlongCSI, .ss3: return 100
+        case .csi, .overlongCSI, .ss3, .x10: return 100
         case .paste: return 1000
         }
     }
@@ -75,6 +78,7 @@ public struct KeyDecoder: Sendable {
             case 0x40...0x7E:
                 state = .ground
                 if c == "~" && params == "200" { state = .paste; pasted = []; return [] }
+                if c == "M" && params.isEmpty { state = .x10([]); return [] }
                 return Self.csiKey(params: params, final: c).map { [$0] } ?? []
             default:                                 // malformed: drop it, decode c afresh
                 state = .ground
@@ -89,6 +93,11 @@ public struct KeyDecoder: Sendable {
         case .ss3:
             state = .ground
             return Self.ss3Key(c).map { [$0] } ?? []
+        case .x10(var bytes):
+            bytes.append(c.value)
+            guard bytes.count == 3 else { state = .x10(bytes); return [] }
+            state = .ground
+            return Self.x10Mouse(bytes).map { [$0] } ?? []
         case .paste:
             pasted.append(c)
             guard pasted.count >= Self.pasteEnd.count,
@@ -113,6 +122,7 @@ public struct KeyDecoder: Sendable {
         case .overlongCSI: return []
         case .ss3: return [.alt("O")]
         case .paste: return pasted.isEmpty ? [] : [.paste(Self.pasteText(pasted))]
+        case .x10: return []
         }
     }
 
@@ -200,6 +210,14 @@ public struct KeyDecoder: Sendable {
         case "P", "Q", "R", "S": return .function(Int(c.value) - 0x50 + 1)
         default: return nil
         }
+    }
+
+    /// An X10 mouse report's three values, each + 32 (coordinates 1-based), read as the same
+    /// button code as SGR's; its release (button 3) says nothing.
+    static func x10Mouse(_ bytes: [UInt32]) -> Key? {
+        guard bytes.count == 3, bytes.allSatisfy({ $0 >= 32 && $0 < 0x100 }), bytes[1] > 32, bytes[2] > 32,
+              (bytes[0] - 32) & 3 != 3 || (bytes[0] - 32) & 64 != 0 else { return nil }
+        return sgrMouse("\(bytes[0] - 32);\(bytes[1] - 32);\(bytes[2] - 32)", release: false)
     }
 
     /// An SGR mouse report "b;x;y" (1-based cells). Presses of button 1 and 3 and the wheel count;

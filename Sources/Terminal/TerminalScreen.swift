@@ -95,8 +95,12 @@ public final class TerminalScreen {
             self.colorMode = noColor.isEmpty ? supported : .none
         }
 
-        mousemask(loupe_button1_pressed() | loupe_button3_pressed() | loupe_wheel_up() | loupe_wheel_down(), nil)
-        mouseinterval(0)
+        // The mouse is the terminal's (`inputModesOn`) and `KeyDecoder`'s, not ncurses': after a
+        // report of an event outside its mask (a release, a middle click), ncurses' mouse code
+        // waits for the next byte with a blocking read, and the screen then stops updating until
+        // a key comes. Its X10 key (kmous) is taken out so those bytes reach the decoder too.
+        mousemask(0, nil)
+        keyok(KEY_MOUSE, false)
 
         func code(_ capability: String, _ fallback: String) -> Int32 {
             var sequences = [fallback]
@@ -106,7 +110,7 @@ public final class TerminalScreen {
         ctrlLeftCode = code("kLFT5", "\u{1B}[1;5D")
         ctrlRightCode = code("kRIT5", "\u{1B}[1;5C")
 
-        Self.writeOut(Self.pasteOn)
+        Self.writeOut(Self.inputModesOn)
         EmergencyRestore.install()
         EmergencyRestore.active = true
     }
@@ -123,7 +127,7 @@ public final class TerminalScreen {
         isOpen = false
         EmergencyRestore.active = false
         endwin()
-        Self.writeOut(Self.pasteOff)
+        Self.writeOut(Self.inputModesOff)
         if let screen { delscreen(screen) }
         screen = nil
     }
@@ -138,10 +142,10 @@ public final class TerminalScreen {
     /// should redraw (the screen is invalidated).
     public func suspend() {
         guard isOpen else { return }
-        Self.writeOut(Self.pasteOff)
+        Self.writeOut(Self.inputModesOff)
         endwin()
         kill(0, SIGTSTP)
-        Self.writeOut(Self.pasteOn)
+        Self.writeOut(Self.inputModesOn)
         invalidate()
         doupdate()
     }
@@ -325,7 +329,7 @@ public final class TerminalScreen {
                     continue
                 }
                 if decoder.isPending { enqueue(decoder.flush()) }
-                if code == KEY_MOUSE { enqueue(mouseEvents()) } else if let key = functionKey(code) { enqueue([key]) }
+                if let key = functionKey(code) { enqueue([key]) }
             } else if let scalar = Unicode.Scalar(UInt32(ch)) {
                 enqueue(decoder.feed(scalar))
             }
@@ -368,27 +372,12 @@ public final class TerminalScreen {
         }
     }
 
-    /// The mouse events behind one KEY_MOUSE, oldest first. ncurses reports a burst of mouse
-    /// reports read together as one KEY_MOUSE, and getmouse pops its queue newest first, so the
-    /// queue is drained and reversed.
-    private func mouseEvents() -> [Key] {
-        var keys: [Key] = []
-        var event = MEVENT()
-        while getmouse(&event) == OK {
-            let kind: Mouse.Kind
-            if event.bstate & loupe_wheel_up() != 0 { kind = .wheelUp }
-            else if event.bstate & loupe_wheel_down() != 0 { kind = .wheelDown }
-            else if event.bstate & loupe_button1_pressed() != 0 { kind = .click }
-            else if event.bstate & loupe_button3_pressed() != 0 { kind = .rightClick }
-            else { continue }
-            keys.append(.mouse(Mouse(kind, x: Int(event.x), y: Int(event.y))))
-        }
-        return keys.reversed()
-    }
-
     // MARK: Raw output
 
-    static let pasteOn: StaticString = "\u{1B}[?2004h", pasteOff: StaticString = "\u{1B}[?2004l"
+    /// Bracketed paste, and mouse reports of button presses and releases (1000) in SGR's form
+    /// (1006, any column); and their undoing.
+    static let inputModesOn: StaticString = "\u{1B}[?2004h\u{1B}[?1000h\u{1B}[?1006h"
+    static let inputModesOff: StaticString = "\u{1B}[?1006l\u{1B}[?1000l\u{1B}[?2004l"
 
     static func writeOut(_ s: StaticString) {
         _ = write(STDOUT_FILENO, s.utf8Start, s.utf8CodeUnitCount)
@@ -426,7 +415,7 @@ private enum EmergencyRestore {
         guard active else { return }
         active = false
         endwin()
-        TerminalScreen.writeOut(TerminalScreen.pasteOff)
+        TerminalScreen.writeOut(TerminalScreen.inputModesOff)
     }
 
     static func handle(_ sig: Int32) {

@@ -124,6 +124,29 @@ final class EndToEndTests: XCTestCase {
         XCTAssertEqual(try tmux.waitForExit(), 0, "loupe exits on Q once the paste is over; it left:\n\(tmux.lastScreen)")
     }
 
+    /// The mouse as a terminal reports it: SGR mode is on while the explorer runs; a report ncurses
+    /// would not have composed into an event (a middle click, in X10's form) leaves it waiting
+    /// for keys as before, not in a read that blocks until the next byte; a double click on a row
+    /// opens its latent; on exit the terminal's mouse modes are off again.
+    func testTheMouseThroughTheTerminal() throws {
+        let tmux = try XCTUnwrap(driver)
+        try tmux.start(openCommand(), width: 100, height: 30)
+        try tmux.wait(for: "the latents list", Self.showsList)
+        XCTAssertEqual(try tmux.format("#{mouse_standard_flag} #{mouse_sgr_flag}"), "1 1", "button reports, SGR form")
+        func send(_ s: String) throws { try tmux.tmux(["send-keys", "-t", tmux.session, "-H"] + Array(s.utf8).map { String(format: "%02x", $0) }) }
+        try send("\u{1B}[M!00\u{1B}[M#00")
+        usleep(300_000)
+        let pid = try XCTUnwrap(try tmux.programPID())
+        XCTAssertGreaterThanOrEqual(TmuxDriver.mainThreadWakeups(pid, over: 1) ?? 0, 10, "still waiting for keys 25 ms at a time")
+        let list = try tmux.screen().split(separator: "\n")
+        let second = try XCTUnwrap(list[3].split(separator: " ").first.flatMap { Int($0) }, "the list's second row: \(list[3])")
+        try send("\u{1B}[<0;10;4M\u{1B}[<0;10;4m\u{1B}[<0;10;4M\u{1B}[<0;10;4m")
+        try tmux.wait(for: "latent \(second) opened by a double click") { Self.latentShown($0) == second }
+        try tmux.press("Q")
+        XCTAssertEqual(try tmux.waitForExit(), 0)
+        XCTAssertEqual(try tmux.format("#{mouse_standard_flag} #{mouse_sgr_flag} #{alternate_on}"), "0 0 0", "the terminal's modes are undone")
+    }
+
     /// NO_COLOR (and --no-color) draw with attributes only; the same screens in a 256-colour run have colours.
     func testNoColorUsesAttributesOnly() throws {
         let tmux = try XCTUnwrap(driver)

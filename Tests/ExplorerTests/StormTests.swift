@@ -126,7 +126,7 @@ final class StormTests: XCTestCase {
                 let status = try tmux.waitForExit(timeout: 20)
                 XCTAssertEqual(status, 0, "loupe did not quit cleanly at the end; \(context())\n\(tmux.lastScreen)")
             } catch {
-                XCTFail("Esc, Esc, Q did not quit; \(context())\n\(Self.diagnose(try programPID(tmux)))")
+                XCTFail("Esc, Esc, Q did not quit; \(context())\n\(Self.diagnose(try tmux.programPID()))")
                 throw error
             }
         }
@@ -166,20 +166,6 @@ final class StormTests: XCTestCase {
         }
     }
 
-    /// The explorer in the pane (the wrapping shell's child; `env` execs it), or nil when none runs.
-    func programPID(_ tmux: TmuxDriver) throws -> pid_t? {
-        let pane = Int32(try tmux.format("#{pane_pid}")) ?? 0
-        guard pane > 0, let children = try? String(contentsOfFile: "/proc/\(pane)/task/\(pane)/children", encoding: .utf8) else { return nil }
-        return children.split(separator: " ").compactMap { Int32($0) }.first
-    }
-
-    /// A line of `/proc/PID/task/PID/status` (the main thread's), as a number.
-    static func mainThread(_ pid: pid_t, _ field: String) -> Int? {
-        guard let status = try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/status", encoding: .utf8) else { return nil }
-        let line = status.split(separator: "\n").first { $0.hasPrefix(field + ":") }
-        return line.flatMap { Int($0.dropFirst(field.count + 1).trimmingCharacters(in: .whitespaces)) }
-    }
-
     /// Whether the explorer still reads keys. An idle one waits for a key 25 ms at a time, so its
     /// main thread sleeps and wakes about 40 times a second; a stuck one (a deadlock, or a loop that
     /// never ends) does not, and its screen — a stale frame — would pass every other check. Looked
@@ -187,12 +173,10 @@ final class StormTests: XCTestCase {
     /// it busy for one). Fails with the threads' stacks when it is stuck.
     func checkAlive(_ tmux: TmuxDriver, _ context: String) throws -> Bool {
         _ = try still(tmux)
-        guard let pid = try programPID(tmux) else { return true }
+        guard let pid = try tmux.programPID() else { return true }
         for _ in 0..<5 {
-            guard let before = Self.mainThread(pid, "voluntary_ctxt_switches") else { return true }
-            usleep(1_000_000)
-            guard let after = Self.mainThread(pid, "voluntary_ctxt_switches") else { return true }
-            if after - before >= 10 { return true }
+            guard let wakeups = TmuxDriver.mainThreadWakeups(pid, over: 1) else { return true }
+            if wakeups >= 10 { return true }
         }
         XCTFail("loupe has stopped reading keys (its main thread has not waited for one in 5 s); \(context)\n\(Self.diagnose(pid))")
         return false

@@ -115,18 +115,21 @@ final class TmuxDriver {
     /// The file the shell writes run `run`'s exit status to.
     private func statusFile(_ run: Int) -> URL { config.deletingLastPathComponent().appendingPathComponent("run-\(run).status") }
 
-    /// `command` under a shell that clears the screen, runs it, then writes its exit status on the
-    /// screen and to a file (`exitStatus()`), and keeps the pane open — with the terminal's signal
-    /// keys and echo off, so keys that arrive after the program quit (a key storm's Ctrl-C) neither
-    /// end the pane nor scroll the status away; until then the shell outlives a Ctrl-C by a trap
+    /// `command` under a shell that clears the screen, runs it, turns the terminal's signal keys
+    /// and echo off (so keys that arrive after the program quit, a key storm's Ctrl-C, neither end
+    /// the pane nor scroll the status away), writes the exit status on the screen and to a file
+    /// (`exitStatus()`) and keeps the pane open; until then the shell outlives a Ctrl-C by a trap
     /// (which the program does not inherit). (Not tmux's own `pane_dead_status`: tmux can miss the
     /// exit of a pane's process when it lands while tmux runs libutempter's helper, which sets
     /// SIGCHLD to its default for the time; the pane then never dies.)
     private func wrapped(_ command: [String]) -> [String] {
         runs += 1
         let file = statusFile(runs).path
-        return ["sh", "-c", "trap : INT QUIT; printf '\\033[H\\033[2J'; \"$@\"; s=$?; echo \"\(exitMarker)$s]\"; "
-                + "echo $s > '\(file).tmp' && mv '\(file).tmp' '\(file)'; stty -isig -echo 2>/dev/null; exec sleep 3600", "sh"] + command
+        // stty again if a Ctrl-C ended it; the status by the shell's own echo (no command a
+        // Ctrl-C could end; the reader takes an empty file for "not yet").
+        return ["sh", "-c", "trap : INT QUIT; printf '\\033[H\\033[2J'; \"$@\"; s=$?; "
+                + "for i in 1 2 3 4 5 6 7 8; do stty -isig -echo 2>/dev/null && break; done; "
+                + "echo \"\(exitMarker)$s]\"; echo $s > '\(file)'; exec sleep 3600", "sh"] + command
     }
 
     /// The current run's exit status (128 + N for signal N) once its program has exited, else nil.
@@ -192,6 +195,27 @@ final class TmuxDriver {
             }
             usleep(50_000)
         }
+    }
+
+    /// The program in the pane (the wrapping shell's child; `env` execs it), or nil when none runs.
+    func programPID() throws -> pid_t? {
+        let pane = Int32(try format("#{pane_pid}")) ?? 0
+        guard pane > 0, let children = try? String(contentsOfFile: "/proc/\(pane)/task/\(pane)/children", encoding: .utf8) else { return nil }
+        return children.split(separator: " ").compactMap { Int32($0) }.first
+    }
+
+    /// How often `pid`'s main thread went to sleep and woke over `seconds` (its voluntary context
+    /// switches, from /proc); nil once the process is gone. An idle explorer waits for a key 25 ms
+    /// at a time, about 40 a second; one stuck in a blocking call, or spinning, none.
+    static func mainThreadWakeups(_ pid: pid_t, over seconds: Double) -> Int? {
+        func count() -> Int? {
+            guard let status = try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/status", encoding: .utf8),
+                  let line = status.split(separator: "\n").first(where: { $0.hasPrefix("voluntary_ctxt_switches:") }) else { return nil }
+            return Int(line.dropFirst("voluntary_ctxt_switches:".count).trimmingCharacters(in: .whitespaces))
+        }
+        guard let before = count() else { return nil }
+        usleep(useconds_t(seconds * 1_000_000))
+        return count().map { $0 - before }
     }
 
     /// Ends the server and whatever still runs in it.

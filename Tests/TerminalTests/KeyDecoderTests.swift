@@ -91,6 +91,18 @@ final class KeyDecoderTests: XCTestCase {
         XCTAssertEqual(decode("\u{1B}[<1;1;1M\u{1B}[<32;4;4M"), [])   // middle button, motion
     }
 
+    /// X10 reports (ESC [ M, then button, column and row, each + 32) read like SGR's; releases,
+    /// the middle button and motion give nothing, and what follows decodes as usual.
+    func testX10MouseReports() {
+        func x10(_ b: Int, _ x: Int, _ y: Int) -> String { "\u{1B}[M" + String(UnicodeScalar(UInt8(32 + b))) + String(UnicodeScalar(UInt8(32 + x))) + String(UnicodeScalar(UInt8(32 + y))) }
+        XCTAssertEqual(decode(x10(0, 5, 3)), [.mouse(Mouse(.click, x: 4, y: 2))])
+        XCTAssertEqual(decode(x10(2, 1, 1) + "j"), [.mouse(Mouse(.rightClick, x: 0, y: 0)), .char("j")])
+        XCTAssertEqual(decode(x10(64, 10, 20) + x10(65, 10, 20)),
+                       [.mouse(Mouse(.wheelUp, x: 9, y: 19)), .mouse(Mouse(.wheelDown, x: 9, y: 19))])
+        XCTAssertEqual(decode(x10(3, 5, 3) + x10(1, 5, 3) + x10(35, 5, 3) + "q"), [.char("q")], "release, middle, motion")
+        XCTAssertEqual(decode("\u{1B}[M!"), [], "cut short: dropped at the flush")
+    }
+
     func testDoubleClicks() {
         var d = DoubleClickDetector(interval: 0.4)
         let at = { (x: Int, y: Int) in Mouse(.click, x: x, y: y) }
