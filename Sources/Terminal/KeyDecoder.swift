@@ -239,8 +239,8 @@ public struct KeyDecoder: Sendable {
     }
 }
 
-/// Makes a second click on the same cell soon after the first a double click (ncurses' own click
-/// resolution would delay every click by its interval, so it is turned off).
+/// Makes a second click on the same cell soon after the first a double click, as the clicks come
+/// (click resolution that waits to see whether a second follows would delay every click).
 public struct DoubleClickDetector: Sendable {
     /// The longest gap, in seconds, between the clicks of a double click.
     public var interval: Double
