@@ -95,14 +95,15 @@ final class TmuxDriver {
 
     /// Starts the server and the session, `width`×`height`, running `command` (see `wrapped`).
     func start(_ command: [String], width: Int, height: Int) throws {
-        let status = try startServer(["new-session", "-d", "-s", session, "-x", String(width), "-y", String(height), "--"] + wrapped(command))
+        let status = try startServer(["new-session", "-d", "-s", session, "-x", String(width), "-y", String(height), "-c", folder.path, "--"]
+                                     + wrapped(command))
         guard status == 0 else { throw DriverError("tmux new-session failed with status \(status)") }
         socketPath = try format("#{socket_path}")
     }
 
     /// Runs `command` again in the session's pane, ending what runs there.
     func respawn(_ command: [String]) throws {
-        let r = try tmux(["respawn-pane", "-k", "-t", session, "--"] + wrapped(command))
+        let r = try tmux(["respawn-pane", "-k", "-t", session, "-c", folder.path, "--"] + wrapped(command))
         guard r.status == 0 else { throw DriverError("tmux respawn-pane failed with status \(r.status)") }
     }
 
@@ -112,8 +113,12 @@ final class TmuxDriver {
     /// What the shell writes on the screen when the current run's program exits, before the status.
     private var exitMarker: String { "[run \(runs) exited with status " }
 
+    /// The test's own folder, where the pane's program runs: a path it is given relative (a key
+    /// storm can type one into the export prompt) lands there, not in the checkout.
+    private var folder: URL { config.deletingLastPathComponent() }
+
     /// The file the shell writes run `run`'s exit status to.
-    private func statusFile(_ run: Int) -> URL { config.deletingLastPathComponent().appendingPathComponent("run-\(run).status") }
+    private func statusFile(_ run: Int) -> URL { folder.appendingPathComponent("run-\(run).status") }
 
     /// `command` under a shell that clears the screen, runs it, turns the terminal's signal keys
     /// and echo off (so keys that arrive after the program quit, a key storm's Ctrl-C, neither end
