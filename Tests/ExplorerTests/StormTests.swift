@@ -168,11 +168,11 @@ final class StormTests: XCTestCase {
 
     /// Whether the explorer still reads keys. An idle one waits for a key 25 ms at a time, so its
     /// main thread sleeps and wakes about 40 times a second; a stuck one (a deadlock, or a loop that
-    /// never ends) does not, and its screen — a stale frame — would pass every other check. Looked
-    /// at once the screen is still, over up to five 1 s spans (a burst of engine results may keep
-    /// it busy for one). Fails with the threads' stacks when it is stuck.
+    /// never ends) does not, and its screen — a stale frame — would pass every other check. Called
+    /// once the screen is still (both callers have just waited for it), over up to five 1 s spans
+    /// (a burst of engine results may keep it busy for one). Fails with the threads' stacks when
+    /// it is stuck.
     func checkAlive(_ tmux: TmuxDriver, _ context: String) throws -> Bool {
-        _ = try still(tmux)
         guard let pid = try tmux.programPID() else { return true }
         for _ in 0..<5 {
             guard let wakeups = TmuxDriver.mainThreadWakeups(pid, over: 1) else { return true }
