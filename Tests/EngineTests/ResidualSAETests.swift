@@ -218,7 +218,8 @@ final class ResidualSAETests: XCTestCase {
         XCTAssertEqual(half.fvu, 0.25, accuracy: 1e-12)
         // One huge, well reconstructed row swamps the variance: the FVU looks near perfect.
         var withSink = half
-        withSink.add([1000, 0], [1000, 0])
+        XCTAssertEqual(withSink.add([1000, 3], [1000, 3]), 1_000_009, "add returns the row's ‖y‖²")
+        XCTAssertEqual(FVUSums.squaredNorm([1000, 3], dim: 2), 1_000_009)
         XCTAssertLessThan(withSink.fvu, 0.001)
     }
 }

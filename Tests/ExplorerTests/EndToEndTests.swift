@@ -112,7 +112,7 @@ final class EndToEndTests: XCTestCase {
         let tmux = try XCTUnwrap(driver)
         try tmux.start(openCommand(), width: 100, height: 30)
         try tmux.wait(for: "the latents list", Self.showsList)
-        try tmux.tmux(["send-keys", "-t", tmux.session, "-H"] + Array("\u{1B}[200~abc".utf8).map { String(format: "%02x", $0) })
+        try tmux.send(raw: "\u{1B}[200~abc")
         usleep(200_000)
         try tmux.resize(width: 120, height: 40)
         try tmux.wait(for: "the list drawn for 120×40 after the paste's 1 s wait", timeout: 10) { s in
@@ -133,14 +133,13 @@ final class EndToEndTests: XCTestCase {
         try tmux.start(openCommand(), width: 100, height: 30)
         try tmux.wait(for: "the latents list", Self.showsList)
         XCTAssertEqual(try tmux.format("#{mouse_standard_flag} #{mouse_sgr_flag}"), "1 1", "button reports, SGR form")
-        func send(_ s: String) throws { try tmux.tmux(["send-keys", "-t", tmux.session, "-H"] + Array(s.utf8).map { String(format: "%02x", $0) }) }
-        try send("\u{1B}[M!00\u{1B}[M#00")
+        try tmux.send(raw: "\u{1B}[M!00\u{1B}[M#00")
         usleep(300_000)
         let pid = try XCTUnwrap(try tmux.programPID())
         XCTAssertGreaterThanOrEqual(TmuxDriver.mainThreadWakeups(pid, over: 1) ?? 0, 10, "still waiting for keys 25 ms at a time")
         let list = try tmux.screen().split(separator: "\n")
         let second = try XCTUnwrap(list[3].split(separator: " ").first.flatMap { Int($0) }, "the list's second row: \(list[3])")
-        try send("\u{1B}[<0;10;4M\u{1B}[<0;10;4m\u{1B}[<0;10;4M\u{1B}[<0;10;4m")
+        try tmux.send(raw: "\u{1B}[<0;10;4M\u{1B}[<0;10;4m\u{1B}[<0;10;4M\u{1B}[<0;10;4m")
         try tmux.wait(for: "latent \(second) opened by a double click") { Self.latentShown($0) == second }
         try tmux.press("Q")
         XCTAssertEqual(try tmux.waitForExit(), 0)

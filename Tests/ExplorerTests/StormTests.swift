@@ -79,7 +79,7 @@ final class StormTests: XCTestCase {
             sent += names.count
             recent = Array((recent + names).suffix(40))
             batches += 1
-            let delivered = try tmux.tmux(["send-keys", "-t", tmux.session, "-H"] + bytes.map { String(format: "%02x", $0) }).status
+            let delivered = try tmux.send(bytes: bytes)
             guard delivered == 0 else { return XCTFail("tmux could not deliver keys (its pane is gone); \(context())") }
             // Ctrl-Z stopped it: continue it as a shell's `fg` does.
             if names.contains("C-z") {
@@ -118,8 +118,8 @@ final class StormTests: XCTestCase {
             guard try checkAlive(tmux, context()) else { return }
             usleep(1_200_000)  // a paste left open ends after its 1 s wait
             // Esc, Esc, Q, apart (Esc then Q at once would be Alt-Q).
-            for key in ["1b", "1b", "51"] {
-                try tmux.tmux(["send-keys", "-t", tmux.session, "-H", key])
+            for key: UInt8 in [0x1B, 0x1B, 0x51] {
+                try tmux.send(bytes: [key])
                 usleep(500_000)
             }
             do {
@@ -155,7 +155,7 @@ final class StormTests: XCTestCase {
     func checkRepaint(_ tmux: TmuxDriver, _ context: String) throws {
         let before = try still(tmux)
         guard tmux.exitStatus() == nil else { return }
-        try tmux.tmux(["send-keys", "-t", tmux.session, "-H", "0c"])
+        try tmux.send(bytes: [0x0C])
         let after = try still(tmux)
         guard tmux.exitStatus() == nil else { return }
         let a = before.split(separator: "\n", omittingEmptySubsequences: false).dropLast(2)

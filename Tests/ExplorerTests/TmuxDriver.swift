@@ -151,6 +151,16 @@ final class TmuxDriver {
     /// Text typed literally, character by character (UTF-8 as is).
     func type(_ text: String) throws { try tmux(["send-keys", "-t", session, "-l", text]) }
 
+    /// Raw bytes, as a terminal would pass them on (escape sequences unparsed); tmux's status,
+    /// non-zero once the pane is gone.
+    @discardableResult
+    func send(bytes: [UInt8]) throws -> Int32 {
+        try tmux(["send-keys", "-t", session, "-H"] + bytes.map { String(format: "%02x", $0) }).status
+    }
+
+    /// A string's UTF-8 bytes, raw (see `send(bytes:)`).
+    func send(raw text: String) throws { try send(bytes: Array(text.utf8)) }
+
     func resize(width: Int, height: Int) throws {
         try tmux(["resize-window", "-t", session, "-x", String(width), "-y", String(height)])
     }

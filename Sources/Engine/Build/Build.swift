@@ -273,13 +273,13 @@ public final class Builder {
             let yhat = FloatBuffer(count: rows * d)
             tc.forward(x.pointer, rows: rows, into: yhat.pointer)
             let counted = (0..<rows).filter { !(skipFirst && $0 % L == 0) }
-            let squaredNorms = counted.map { r in (r * d..<(r + 1) * d).reduce(0.0) { $0 + Double(y.pointer[$1]) * Double(y.pointer[$1]) } }
-            if i == 0, !squaredNorms.isEmpty {
+            if i == 0, !counted.isEmpty {
+                let squaredNorms = counted.map { FVUSums.squaredNorm(y.pointer + $0 * d, dim: d) }
                 let median = squaredNorms.sorted()[squaredNorms.count / 2]
                 limit = median * WorkspaceManifest.Evaluation.outlierFactor * WorkspaceManifest.Evaluation.outlierFactor
             }
-            for (r, norm) in zip(counted, squaredNorms) {
-                all.add(y.pointer + r * d, yhat.pointer + r * d)
+            for r in counted {
+                let norm = all.add(y.pointer + r * d, yhat.pointer + r * d)
                 if norm <= limit { typical.add(y.pointer + r * d, yhat.pointer + r * d) } else { outliers += 1 }
             }
             reporter.advance(i + 1, detail: "FVU on held-out tokens")
@@ -336,14 +336,24 @@ struct FVUSums {
 
     init(dim: Int) { sum = [Double](repeating: 0, count: dim) }
 
-    mutating func add(_ y: UnsafePointer<Float>, _ yhat: UnsafePointer<Float>) {
+    /// Adds one row; returns its target's squared norm ‖y‖².
+    @discardableResult
+    mutating func add(_ y: UnsafePointer<Float>, _ yhat: UnsafePointer<Float>) -> Double {
+        var rowSq = 0.0
         for j in sum.indices {
             let e = Double(y[j] - yhat[j]), v = Double(y[j])
             sse += e * e
             sum[j] += v
-            sumSq += v * v
+            rowSq += v * v
         }
+        sumSq += rowSq
         count += 1
+        return rowSq
+    }
+
+    /// ‖y‖² of one row, summed in Double as `add` sums it.
+    static func squaredNorm(_ y: UnsafePointer<Float>, dim: Int) -> Double {
+        (0..<dim).reduce(0.0) { $0 + Double(y[$1]) * Double(y[$1]) }
     }
 
     var fvu: Double { sse / (sumSq - sum.reduce(0) { $0 + $1 * $1 } / Double(max(count, 1))) }
