@@ -16,7 +16,9 @@ public struct KeyDecoder: Sendable {
         case overlongCSI
         case ss3
         case paste
-        /// An X10 mouse report's bytes after ESC [ M (button, column, row; each + 32).
+        /// An X10 mouse report's bytes after ESC [ M (button, column, row; each + 32). Past
+        /// column or row 95 a byte is ≥ 128, which ncurses' UTF-8 input mangles; only a terminal
+        /// that ignores the SGR mode `TerminalScreen` asks for sends this form at all.
         case x10([UInt32])
     }
 
