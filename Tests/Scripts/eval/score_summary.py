@@ -4,9 +4,9 @@ read from a workspace's score store (explanations/scores.jsonl, written by `loup
 
 For each latent the newest score per (simulator mode, calibration, explanation source) counts.
 With --common, only latents scored by every simulator mode present are kept (per explanation
-source), so the modes are compared on the same latents. Under each row: how often r >= 0.1 and
-the own explanation beats the lexical match, and the mean detection rates (sensitivity, specificity, balanced accuracy per
-window) of the scores made by the newest simulator of that mode (a trained simulator's name ends
+source, among the modes that scored it), so the modes are compared on the same latents. Under
+each row: how often r >= 0.1 and the own explanation beats the lexical match, and the mean
+detection rates (sensitivity, specificity, balanced accuracy per window) of the scores made by the newest simulator of that mode (a trained simulator's name ends
 in its head file's tag; a retrained head or new detection thresholds make a new tag, and Pearson
 r is the same under either).
 
@@ -42,11 +42,11 @@ def main():
             latest[(s["mode"], s["source"], s["latent"])] = s
             newest_backend[s["mode"]] = s["backend"]
     modes = sorted({k[0] for k in latest})
-    if a.common:  # per explanation source: the latents every mode scored with that source
-        shared = {}
-        for source in {k[1] for k in latest}:
-            scored = [{k[2] for k in latest if k[0] == m and k[1] == source} for m in modes]
-            shared[source] = set.intersection(*scored)
+    if a.common:  # per explanation source: the latents every mode that scored that source scored
+        by_source = {}
+        for mode, source, latent in latest:
+            by_source.setdefault(source, {}).setdefault(mode, set()).add(latent)
+        shared = {source: set.intersection(*per_mode.values()) for source, per_mode in by_source.items()}
         latest = {k: v for k, v in latest.items() if k[2] in shared[k[1]]}
     print(f"calibration {a.calibration}; Pearson r over latents, mean / median"
           + ("; only latents scored by every mode" if a.common else ""))
