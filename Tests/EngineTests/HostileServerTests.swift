@@ -244,6 +244,39 @@ final class HostileServerTests: XCTestCase {
         XCTAssertThrowsError(try HTTPMessage.parse(Array("SSH-2.0-OpenSSH\r\n\r\n".utf8), atEOF: false))
     }
 
+    /// The receive loop joins and parses a reply only when `mayBeComplete` says it may be whole;
+    /// read in any pieces, a reply is whole exactly when its last byte arrives, and never before
+    /// the end of the connection when nothing frames its body.
+    func testReplyIsTestedForCompletenessWithoutJoiningIt() throws {
+        let framed = [
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n1;ext=1\r\n \r\n5\r\nworld\r\n0\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 11\r\nContent-Type: text/plain\r\n\r\nhello world",
+            "HTTP/1.1 200 OK\r\ncontent-length : 0\r\n\r\n",
+        ]
+        for (index, text) in (framed + ["HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nhello world"]).enumerated() {
+            let message = Array(text.utf8)
+            for pieceSize in [1, 3, 7, 64] {
+                var reply = ReplyBytes()
+                var cut = 0
+                while cut < message.count {
+                    let next = min(message.count, cut + pieceSize)
+                    reply.append(message[cut..<next])
+                    cut = next
+                    XCTAssertEqual(reply.joined(), Array(message[0..<cut]))
+                    XCTAssertEqual(reply.count, cut)
+                    let may = HTTPMessage.mayBeComplete(head: reply.head, count: reply.count, tail: reply.tail)
+                    if case .complete = try HTTPMessage.parse(reply.joined(), atEOF: false) { XCTAssertTrue(may, "message \(index), \(cut) bytes") }
+                    XCTAssertEqual(may, index < framed.count && cut == message.count, "message \(index), \(cut) of \(message.count) bytes in pieces of \(pieceSize)")
+                }
+            }
+        }
+        // A header line without a colon sends the reply to `parse`, which names the fault.
+        var broken = ReplyBytes()
+        broken.append(ArraySlice("HTTP/1.1 200 OK\r\nno colon\r\n\r\n".utf8))
+        XCTAssertTrue(HTTPMessage.mayBeComplete(head: broken.head, count: broken.count, tail: broken.tail))
+        XCTAssertThrowsError(try HTTPMessage.parse(broken.joined(), atEOF: false))
+    }
+
     // MARK: helpers
 
     private func assertOneEscapedLine(_ message: String, _ name: String, file: StaticString = #filePath, line: UInt = #line) {

@@ -206,10 +206,10 @@ public enum HTTPClient {
     }
 
     private static func receive(_ fd: Int32, start: Double, limits: HTTPLimits) throws(HTTPFailure) -> HTTPReply {
-        var buffer = [UInt8]()
+        var reply = ReplyBytes()
         var chunk = [UInt8](repeating: 0, count: 64 << 10)
         while true {
-            let firstByte = buffer.isEmpty
+            let firstByte = reply.count == 0
             let deadline = start + (firstByte ? min(limits.firstByte, limits.whole) : limits.whole)
             // Checked before each read too: a fast endless body keeps the socket readable, so poll
             // alone would never time out.
@@ -222,14 +222,45 @@ public enum HTTPClient {
                 throw .truncated
             }
             if n == 0 { break }
-            guard buffer.count + n <= limits.maxReplyBytes else { throw .tooLarge(bytes: limits.maxReplyBytes) }
-            buffer += chunk[0..<n]
-            if HTTPMessage.mayBeComplete(buffer), case .complete(let reply) = try HTTPMessage.parse(buffer, atEOF: false) { return reply }
+            guard reply.count + n <= limits.maxReplyBytes else { throw .tooLarge(bytes: limits.maxReplyBytes) }
+            reply.append(chunk[0..<n])
+            if HTTPMessage.mayBeComplete(head: reply.head, count: reply.count, tail: reply.tail),
+               case .complete(let done) = try HTTPMessage.parse(reply.joined(), atEOF: false) { return done }
         }
-        switch try HTTPMessage.parse(buffer, atEOF: true) {
-        case .complete(let reply): return reply
+        switch try HTTPMessage.parse(reply.joined(), atEOF: true) {
+        case .complete(let done): return done
         case .incomplete: throw .truncated
         }
+    }
+}
+
+/// A reply's bytes as they arrive, kept in the pieces `recv` filled and joined once, when the
+/// reply is complete. A growing contiguous buffer would copy a long body at every doubling, and
+/// with a large cap one copy of a gigabyte outlasts the whole-reply deadline.
+struct ReplyBytes {
+    /// The bytes so far, in arrival order.
+    private(set) var pieces: [[UInt8]] = []
+    private(set) var count = 0
+    /// The first bytes, contiguous, up to `headLimit`: enough to find and read the headers.
+    private(set) var head: [UInt8] = []
+    /// The last (up to) 5 bytes: enough to see a chunked body's last chunk.
+    private(set) var tail: [UInt8] = []
+    static let headLimit = (64 << 10) + 4
+
+    mutating func append(_ piece: ArraySlice<UInt8>) {
+        guard !piece.isEmpty else { return }
+        if head.count < Self.headLimit { head += piece.prefix(Self.headLimit - head.count) }
+        tail = Array((tail + piece.suffix(5)).suffix(5))
+        // Small reads go into the last piece, up to 1 MiB, so a trickle is not a piece per byte.
+        if let last = pieces.indices.last, pieces[last].count < 1 << 20 { pieces[last] += piece } else { pieces.append(Array(piece)) }
+        count += piece.count
+    }
+
+    func joined() -> [UInt8] {
+        var all = [UInt8]()
+        all.reserveCapacity(count)
+        for piece in pieces { all += piece }
+        return all
     }
 }
 
@@ -238,13 +269,27 @@ public enum HTTPClient {
 enum HTTPMessage {
     enum Outcome { case complete(HTTPReply), incomplete }
 
-    /// Cheap test before a full parse: a chunked body is complete only when the bytes end with
-    /// the last chunk, so an endless body is not re-parsed from its start after every read.
-    static func mayBeComplete(_ bytes: [UInt8]) -> Bool {
-        guard let end = find([13, 10, 13, 10], in: bytes, from: 0, limit: 64 << 10) else { return bytes.count > 64 << 10 }
-        let head = String(decoding: bytes[0..<end], as: UTF8.self).lowercased()
-        guard head.contains("transfer-encoding:") && head.contains("chunked") else { return true }
-        return bytes.count >= end + 9 && Array(bytes.suffix(5)) == [48, 13, 10, 13, 10]
+    /// Cheap test before a full parse, from the reply's first bytes (`head`, up to 64 KiB + 4), its
+    /// length and its last bytes: so a long body is not joined and re-parsed after every read. A
+    /// chunked body may be complete only when it ends with the last chunk; one with a
+    /// Content-Length when that many bytes followed the headers; one framed by the end of the
+    /// connection never before it. Anything unreadable says yes, for `parse` to name the fault.
+    static func mayBeComplete(head: [UInt8], count: Int, tail: [UInt8]) -> Bool {
+        guard let end = find([13, 10, 13, 10], in: head, from: 0, limit: 64 << 10) else { return count > 64 << 10 }
+        // The headers read as `parse` reads them (the last of a repeated name wins).
+        var headers: [String: String] = [:]
+        for line in String(decoding: head[0..<end], as: UTF8.self).components(separatedBy: "\r\n").dropFirst() {
+            guard let colon = line.firstIndex(of: ":") else { return true }
+            headers[line[..<colon].trimmingCharacters(in: .whitespaces).lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+        if headers["transfer-encoding"]?.lowercased().contains("chunked") == true {
+            return count >= end + 9 && tail == [48, 13, 10, 13, 10]
+        }
+        if let lengthText = headers["content-length"] {
+            guard let length = Int(lengthText), length >= 0 else { return true }
+            return count - (end + 4) >= length
+        }
+        return false
     }
 
     static func parse(_ bytes: [UInt8], atEOF: Bool) throws(HTTPFailure) -> Outcome {
