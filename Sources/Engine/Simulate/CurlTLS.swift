@@ -84,7 +84,8 @@ enum CurlTLS {
     private final class Reply {
         let cap: Int
         var head = Data()
-        var body = Data()
+        /// In pieces, joined once at the end (see `ReplyBytes`).
+        var body = ReplyBytes()
         var over = false
         /// The sockets libcurl opened (CURLOPT_SOCKOPTFUNCTION), to tell when TCP is connected.
         var sockets: [Int32] = []
@@ -105,7 +106,7 @@ enum CurlTLS {
             guard let bytes, count > 0 else { return 0 }
             guard head.count + body.count + count <= cap else { over = true; return 0 }  // 0 stops the transfer
             let raw = UnsafeRawBufferPointer(start: bytes, count: count)
-            if intoHead { head.append(contentsOf: raw) } else { body.append(contentsOf: raw) }
+            if intoHead { head.append(contentsOf: raw) } else { body.append(ArraySlice(raw)) }
             return count
         }
     }
@@ -187,7 +188,7 @@ enum CurlTLS {
         case 0:
             var status = 0
             _ = api.getLong(easy, infoResponseCode, &status)
-            return HTTPReply(status: status, headers: Self.headers(reply.head), body: reply.body)
+            return HTTPReply(status: status, headers: Self.headers(reply.head), body: Data(reply.body.joined()))
         case errorResolve: throw .cannotResolve(host: url.host ?? "")
         case errorTimedOut: throw .tooSlow(seconds: limits.whole)
         case -1: throw .truncated

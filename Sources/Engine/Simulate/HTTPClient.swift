@@ -236,7 +236,8 @@ public enum HTTPClient {
 
 /// A reply's bytes as they arrive, kept in the pieces `recv` filled and joined once, when the
 /// reply is complete. A growing contiguous buffer would copy a long body at every doubling, and
-/// with a large cap one copy of a gigabyte outlasts the whole-reply deadline.
+/// with a large cap one copy of a gigabyte outlasts the whole-reply deadline. (libcurl's body
+/// for https is kept the same way; there `head` and `tail` go unread.)
 struct ReplyBytes {
     /// The bytes so far, in arrival order.
     private(set) var pieces: [[UInt8]] = []
