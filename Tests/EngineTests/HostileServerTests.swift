@@ -270,11 +270,14 @@ final class HostileServerTests: XCTestCase {
                 }
             }
         }
-        // A header line without a colon sends the reply to `parse`, which names the fault.
-        var broken = ReplyBytes()
-        broken.append(ArraySlice("HTTP/1.1 200 OK\r\nno colon\r\n\r\n".utf8))
-        XCTAssertTrue(HTTPMessage.mayBeComplete(head: broken.head, count: broken.count, tail: broken.tail))
-        XCTAssertThrowsError(try HTTPMessage.parse(broken.joined(), atEOF: false))
+        // An unreadable head (a header line without a colon, no status line) sends the reply to
+        // `parse`, which names the fault.
+        for text in ["HTTP/1.1 200 OK\r\nno colon\r\n\r\n", "SSH-2.0-OpenSSH\r\n\r\n"] {
+            var broken = ReplyBytes()
+            broken.append(ArraySlice(text.utf8))
+            XCTAssertTrue(HTTPMessage.mayBeComplete(head: broken.head, count: broken.count, tail: broken.tail), text)
+            XCTAssertThrowsError(try HTTPMessage.parse(broken.joined(), atEOF: false))
+        }
     }
 
     // MARK: helpers

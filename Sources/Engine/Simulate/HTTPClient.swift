@@ -274,15 +274,10 @@ enum HTTPMessage {
     /// length and its last bytes: so a long body is not joined and re-parsed after every read. A
     /// chunked body may be complete only when it ends with the last chunk; one with a
     /// Content-Length when that many bytes followed the headers; one framed by the end of the
-    /// connection never before it. Anything unreadable says yes, for `parse` to name the fault.
+    /// connection never before it. An unreadable head says yes, for `parse` to name the fault.
     static func mayBeComplete(head: [UInt8], count: Int, tail: [UInt8]) -> Bool {
         guard let end = find([13, 10, 13, 10], in: head, from: 0, limit: 64 << 10) else { return count > 64 << 10 }
-        // The headers read as `parse` reads them (the last of a repeated name wins).
-        var headers: [String: String] = [:]
-        for line in String(decoding: head[0..<end], as: UTF8.self).components(separatedBy: "\r\n").dropFirst() {
-            guard let colon = line.firstIndex(of: ":") else { return true }
-            headers[line[..<colon].trimmingCharacters(in: .whitespaces).lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-        }
+        guard let (_, headers) = try? headerBlock(head, end: end) else { return true }
         if headers["transfer-encoding"]?.lowercased().contains("chunked") == true {
             return count >= end + 9 && tail == [48, 13, 10, 13, 10]
         }
@@ -293,22 +288,29 @@ enum HTTPMessage {
         return false
     }
 
+    /// The status and header fields of the block before `end` (where the blank line starts):
+    /// names lowercased, values trimmed, the last of a repeated name winning.
+    static func headerBlock(_ bytes: [UInt8], end: Int) throws(HTTPFailure) -> (status: Int, fields: [String: String]) {
+        let lines = String(decoding: bytes[0..<end], as: UTF8.self).components(separatedBy: "\r\n")
+        let statusParts = lines[0].split(separator: " ", maxSplits: 2)
+        guard statusParts.count >= 2, statusParts[0].hasPrefix("HTTP/1."), statusParts[1].count == 3, let status = Int(statusParts[1]) else {
+            throw .malformed(reason: "not an HTTP/1.x status line")
+        }
+        var fields: [String: String] = [:]
+        for line in lines.dropFirst() {
+            guard let colon = line.firstIndex(of: ":") else { throw .malformed(reason: "a header line without a colon") }
+            fields[line[..<colon].trimmingCharacters(in: .whitespaces).lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+        return (status, fields)
+    }
+
     static func parse(_ bytes: [UInt8], atEOF: Bool) throws(HTTPFailure) -> Outcome {
         guard let end = find([13, 10, 13, 10], in: bytes, from: 0) else {
             if bytes.count > 64 << 10 { throw .malformed(reason: "no end of headers in 64 KiB") }
             if atEOF { throw bytes.isEmpty ? .truncated : .malformed(reason: "no end of headers") }
             return .incomplete
         }
-        let lines = String(decoding: bytes[0..<end], as: UTF8.self).components(separatedBy: "\r\n")
-        let statusParts = lines[0].split(separator: " ", maxSplits: 2)
-        guard statusParts.count >= 2, statusParts[0].hasPrefix("HTTP/1."), statusParts[1].count == 3, let status = Int(statusParts[1]) else {
-            throw .malformed(reason: "not an HTTP/1.x status line")
-        }
-        var headers: [String: String] = [:]
-        for line in lines.dropFirst() {
-            guard let colon = line.firstIndex(of: ":") else { throw .malformed(reason: "a header line without a colon") }
-            headers[line[..<colon].trimmingCharacters(in: .whitespaces).lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-        }
+        let (status, headers) = try headerBlock(bytes, end: end)
         let bodyStart = end + 4
         if headers["transfer-encoding"]?.lowercased().contains("chunked") == true {
             guard let body = try dechunk(bytes, from: bodyStart) else {
