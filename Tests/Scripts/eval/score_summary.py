@@ -6,9 +6,10 @@ For each latent the newest score per (simulator mode, calibration, explanation s
 With --common, only latents scored by every simulator mode present are kept (per explanation
 source, among the modes that scored it), so the modes are compared on the same latents. Under
 each row: how often r >= 0.1 and the own explanation beats the lexical match, and the mean
-detection rates (sensitivity, specificity, balanced accuracy per window) of the scores made by the newest simulator of that mode (a trained simulator's name ends
-in its head file's tag; a retrained head or new detection thresholds make a new tag, and Pearson
-r is the same under either).
+detection rates (sensitivity, specificity, balanced accuracy per window) of the scores made by
+the newest simulator of that mode (a trained simulator's name ends in its head file's tag; a
+retrained head or new detection thresholds make a new tag, and Pearson r is the same under
+either).
 
     python3 Tests/Scripts/eval/score_summary.py [WORKSPACE] [--common] [--calibration none]
 
